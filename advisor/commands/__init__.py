@@ -1,0 +1,1 @@
+"""One module per tunebench subcommand; each defines register(subparsers)."""

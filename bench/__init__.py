@@ -1,0 +1,1 @@
+"""tunebench bench package."""
