@@ -1,0 +1,25 @@
+"""Shared fixtures: offline HF settings, one TUNEBENCH_HOME per test session, tiny models."""
+import os
+import tempfile
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Reuse the Makefile's home (models and data built once); otherwise a throwaway one.
+os.environ.setdefault("TUNEBENCH_HOME", tempfile.mkdtemp(prefix="tunebench-test-"))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_llama():
+    from bench.models import prepare
+
+    return prepare("tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_bias():
+    from bench.models import prepare
+
+    return prepare("tiny-llama-bias")
