@@ -51,6 +51,7 @@ class Objective:
     needs: extra models or tools (reference, reward model, teacher, judge, checker).
     train(ctx) runs the stage; see bench/train.py for the context it receives.
     incompatible: parameterization name -> reason it cannot be combined.
+    head: "causal_lm" (policy) or "seq_cls" (a scalar-reward model, for rm).
     """
 
     name: str
@@ -60,6 +61,7 @@ class Objective:
     train: Callable[[Any], Any]
     needs: tuple[str, ...] = ()
     incompatible: dict[str, str] = field(default_factory=dict)
+    head: str = "causal_lm"
     description: str = ""
 
     def make_config(self, values: dict | None = None) -> BaseModel:

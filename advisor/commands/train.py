@@ -1,0 +1,143 @@
+"""``tunebench train``: run one stage or a stack and record one result per stage."""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from advisor.cli import add_command
+from methods.errors import UserError
+
+EXAMPLES = """  tunebench train --stack sft:lora --model tiny-llama --task smoke --max-steps 3
+  tunebench train --stack "cpt:full,sft:lora,dpo:lora" --model tiny-llama --task smoke --max-steps 3 --out /tmp/run
+  tunebench train --stack sft:qlora --model smollm2-135m --task gsm-symbolic --hp learning_rate=2e-4 --cfg completion_only_loss=true
+  tunebench train stack.yaml --db ~/tb-db"""
+
+
+def register(sub):
+    p = add_command(sub, "train", "train a stage or a stack (OBJECTIVE:METHOD[,...]) and record the results", EXAMPLES)
+    p.add_argument("file", nargs="?", help="stack YAML (alternative to --stack/--model/--task)")
+    p.add_argument("--stack", help="e.g. sft:lora or cpt:full,sft:lora,dpo:lora")
+    p.add_argument("--model", help="tiny-llama, tiny-llama-bias, smollm2-135m or an HF folder")
+    p.add_argument("--task", help="a task name (tunebench data list)")
+    p.add_argument("--max-steps", type=int, help="steps per stage")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
+                   help="stage hyper-parameter for every stage: learning_rate, batch_size, max_length, grad_accum, "
+                        "grad_ckpt, train_limit, eval_limit, metric_limit, teacher, reward_model, judge")
+    p.add_argument("--cfg", action="append", default=[], metavar="KEY=VALUE",
+                   help="objective setting, applied to every stage whose objective has it (e.g. beta=0.2)")
+    p.add_argument("--method-cfg", action="append", default=[], metavar="KEY=VALUE",
+                   help="parameterization setting, applied to every stage whose method has it (e.g. r=16)")
+    p.add_argument("--out", type=Path, help="output folder (default: TUNEBENCH_HOME/runs/<time>)")
+    p.add_argument("--force", action="store_true", help="allow writing into a non-empty --out")
+    p.add_argument("--db", type=Path, help="results database folder (default: TUNEBENCH_HOME/db)")
+    p.add_argument("--no-db", action="store_true", help="do not record results")
+    p.add_argument("--events", help="append JSON-lines progress events to this file")
+    p.add_argument("--matrix", help=argparse_hidden())
+    p.add_argument("--run-id", help=argparse_hidden())
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def argparse_hidden():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def parse_kv(items: list[str], flag: str) -> dict:
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{flag} '{item}' must look like KEY=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def apply_settings(spec, values: dict, attr: str, lookup, flag: str) -> None:
+    """Give each KEY=VALUE to every stage whose objective/method config has that field."""
+    for key, value in values.items():
+        hit = False
+        for st in spec.stages:
+            if key in lookup(st).config.model_fields:
+                getattr(st, attr)[key] = value
+                hit = True
+        if not hit:
+            raise UserError(f"{flag} '{key}': no stage in {spec.label} has that setting")
+
+
+def build_spec(args):
+    from bench.stack import StackSpec, load_stack_yaml, parse_stack_string
+    from methods import objective, parameterization
+
+    if args.file:
+        if args.stack:
+            raise UserError("give either a stack YAML file or --stack, not both")
+        spec = load_stack_yaml(args.file)
+    else:
+        missing = [f for f, v in (("--stack", args.stack), ("--model", args.model), ("--task", args.task)) if not v]
+        if missing:
+            raise UserError(f"missing {', '.join(missing)} (or give a stack YAML file)")
+        spec = StackSpec(model=args.model, task=args.task, stages=parse_stack_string(args.stack))
+    if args.model and args.file:
+        spec.model = args.model
+    if args.task and args.file:
+        spec.task = args.task
+    if args.seed is not None:
+        if args.seed < 0:
+            raise UserError(f"--seed must be >= 0, got {args.seed}")
+        spec.seed = args.seed
+    hp = parse_kv(args.hp, "--hp")
+    if args.max_steps is not None:
+        hp["max_steps"] = args.max_steps
+    spec.hp = {**spec.hp, **hp}
+    apply_settings(spec, parse_kv(args.cfg, "--cfg"), "cfg", lambda st: objective(st.objective), "--cfg")
+    apply_settings(spec, parse_kv(args.method_cfg, "--method-cfg"), "method_cfg",
+                   lambda st: parameterization(st.method), "--method-cfg")
+    return spec
+
+
+def check_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UserError(f"--out {out} is not empty; pass --force to write into it")
+    parent = out if out.exists() else out.parent
+    while not parent.exists():
+        parent = parent.parent
+    import os
+
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"--out {out} is not writable")
+
+
+def run(args):
+    from bench.home import default_db
+    from bench.stack import validate
+    from bench.train import StackRun, default_out
+
+    spec = build_spec(args)
+    validate(spec)
+    out = args.out or default_out()
+    check_out(out, args.force)
+    db = None if args.no_db else (args.db or default_db())
+    records = StackRun(spec, out, db, events=args.events, matrix=args.matrix, run_id=args.run_id,
+                       quiet=args.quiet).run()
+    for r in records:
+        tps = f"{r['tokens_per_s']:.0f} tok/s" if r.get("tokens_per_s") else "-"
+        loss = f"{r['train_loss']:.4f}" if r.get("train_loss") is not None else "-"
+        print(f"{r['stage']:22} {r['status']:9} loss {loss:>8}  {tps:>12}  trainable {r.get('trainable_params') or '-'}"
+              f"  run {r['run_id']}")
+        if r["status"] != "ok":
+            print(f"  {(r.get('error') or '').splitlines()[0] if r.get('error') else ''}", file=sys.stderr)
+    print(f"outputs: {out}" + (f"   results: {db}" if db else ""))
+    if records and records[-1]["status"] == "oom":
+        return 3
+    return 0 if records and all(r["status"] == "ok" for r in records) else 1

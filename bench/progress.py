@@ -1,0 +1,110 @@
+"""Live training progress: a rich progress bar, JSON-lines events, and throughput figures.
+
+Events (one JSON object per line, written to ``--events FILE`` and read by the TUI):
+``{"event": "stage_start", "stage", "index", "max_steps"}``,
+``{"event": "step", "stage", "step", "max_steps", "loss", "tokens_per_s", "rss_bytes", "eta_s"}``,
+``{"event": "stage_end", "stage", "status", "run_id"}``, ``{"event": "done", "status"}``.
+Throughput skips the first ``warmup`` steps (allocator warm-up, first-call compilation).
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+
+import psutil
+from transformers import TrainerCallback
+
+
+class Progress:
+    def __init__(self, events_path: str | None = None, warmup: int = 1, quiet: bool = False):
+        self.events = open(events_path, "a", buffering=1) if events_path else None
+        self.warmup, self.quiet = warmup, quiet
+        self.bar = None
+        self.proc = psutil.Process()
+
+    def emit(self, event: dict) -> None:
+        if self.events:
+            self.events.write(json.dumps(event, default=float) + "\n")
+
+    def start_stage(self, label: str, index: int, max_steps: int, batch: int) -> None:
+        self.label, self.max_steps, self.batch = label, max_steps, batch
+        self.steps: list[tuple[float, int]] = []  # (step seconds, tokens)
+        self.last_time = time.perf_counter()
+        self.last_loss = None
+        self.emit({"event": "stage_start", "stage": label, "index": index, "max_steps": max_steps})
+        if not self.quiet:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+
+            self.bar = Bar(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                           TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False,
+                           console=__import__("rich.console").console.Console(file=sys.stderr))
+            self.bar.start()
+            self.task = self.bar.add_task(label, total=max_steps, info="")
+
+    def step(self, step: int, loss: float | None, tokens: int, step_time: float | None = None, **extra) -> None:
+        now = time.perf_counter()
+        dt = step_time if step_time is not None else now - self.last_time
+        self.last_time = now
+        self.steps.append((dt, tokens))
+        if loss is not None:
+            self.last_loss = loss
+        tps = tokens / dt if dt > 0 and tokens else None
+        done = len(self.steps)
+        eta = statistics.median(s for s, _ in self.steps) * max(0, self.max_steps - done)
+        rss = self.proc.memory_info().rss
+        self.emit({"event": "step", "stage": self.label, "step": step, "max_steps": self.max_steps,
+                   "loss": self.last_loss, "tokens_per_s": tps, "rss_bytes": rss, "eta_s": eta, **extra})
+        if self.bar:
+            info = f"loss {self.last_loss:.4f}" if self.last_loss is not None else ""
+            info += f"  {tps:,.0f} tok/s" if tps else ""
+            self.bar.update(self.task, completed=done, info=info)
+
+    def end_stage(self, status: str, run_id: str | None = None) -> None:
+        if self.bar:
+            self.bar.stop()
+            self.bar = None
+        self.emit({"event": "stage_end", "stage": self.label, "status": status, "run_id": run_id})
+
+    def summary(self) -> dict:
+        """tokens/s, samples/s and median step time after warm-up (all steps if too few)."""
+        steps = self.steps[self.warmup:] if len(self.steps) > self.warmup else self.steps
+        if not steps:
+            return {"tokens_per_s": None, "samples_per_s": None, "step_time_s": None}
+        secs = sum(s for s, _ in steps)
+        toks = sum(t for _, t in steps)
+        return {"tokens_per_s": toks / secs if toks and secs > 0 else None,
+                "samples_per_s": len(steps) * self.batch / secs if secs > 0 else None,
+                "step_time_s": statistics.median(s for s, _ in steps)}
+
+    def callback(self) -> TrainerCallback:
+        return _TrainerProgress(self)
+
+    def close(self, status: str) -> None:
+        self.emit({"event": "done", "status": status})
+        if self.events:
+            self.events.close()
+
+
+class _TrainerProgress(TrainerCallback):
+    """Feeds HF/TRL trainer steps into Progress (tokens = non-padding input tokens seen)."""
+
+    def __init__(self, progress: Progress):
+        self.p = progress
+        self.seen = 0
+        self.loss = None
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.p.last_time = __import__("time").perf_counter()
+        self.seen = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if logs and "loss" in logs:
+            self.loss = float(logs["loss"])
+            self.p.last_loss = self.loss
+
+    def on_step_end(self, args, state, control, **kw):
+        seen = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+        self.p.step(state.global_step, self.loss, seen - self.seen)
+        self.seen = seen

@@ -1,0 +1,62 @@
+"""Cheap in-process quality figures every run records: task loss and general-text loss.
+
+``task_loss`` is the mean token NLL of the *target* text on a task's test split, in the
+stage's own record format (the completion given the chat-formatted prompt; the chosen answer
+for preferences; the text for corpora). It works for every parameterization, including those
+lm-eval cannot load (bottleneck adapters, BitFit), because it takes the live model object.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+TARGET = {
+    "text": lambda r: ("", r["text"]),
+    "prompt_completion": lambda r: (r["prompt"], r["completion"]),
+    "mixture": lambda r: (r["prompt"], r["completion"]),
+    "preference": lambda r: (r["prompt"], r["chosen"]),
+    "unpaired_preference": lambda r: (r["prompt"], r["completion"]),
+    "prompt_with_checker": lambda r: (r["prompt"], r["answer"]),
+}
+
+
+def _pairs(records: list[dict], fmt: str) -> list[tuple[str, str]]:
+    if fmt == "unpaired_preference":
+        records = [r for r in records if r["label"]]
+    return [TARGET[fmt](r) for r in records]
+
+
+@torch.no_grad()
+def task_loss(model, tokenizer, records: list[dict], fmt: str, max_length: int = 512, batch_size: int = 8) -> float | None:
+    pairs = _pairs(records, fmt)
+    if not pairs:
+        return None
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for prompt, target in pairs:
+        if prompt:
+            head = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                 add_generation_prompt=True)
+            p_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
+            t_ids = tokenizer(target + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+        else:
+            p_ids, t_ids = [], tokenizer(target, add_special_tokens=False)["input_ids"]
+        ids = (p_ids + t_ids)[:max_length]
+        if len(ids) < 2:
+            continue
+        labels = ([-100] * len(p_ids) + t_ids)[:max_length]
+        x = torch.tensor([ids], device=device)
+        y = torch.tensor([labels], device=device)
+        logits = model(input_ids=x).logits[:, -x.shape[1]:].float()  # soft prompts prepend positions
+        nll = torch.nn.functional.cross_entropy(logits[0, :-1], y[0, 1:], ignore_index=-100, reduction="sum")
+        n = int((y[0, 1:] != -100).sum())
+        total, count = total + nll.item(), count + n
+    model.train(was)
+    return total / count if count else None
+
+
+def finite(x) -> bool:
+    return x is not None and math.isfinite(x)

@@ -1,0 +1,20 @@
+"""Shared pieces of the preference objectives (dpo, ipo, orpo, simpo, rm, rlaif)."""
+from methods._trl import as_chat, as_reply
+
+
+def chat_pairs(records: list[dict]) -> list[dict]:
+    """{prompt, chosen, rejected} strings -> TRL's conversational preference format."""
+    return [
+        {"prompt": as_chat(r["prompt"]), "chosen": as_reply(r["chosen"]), "rejected": as_reply(r["rejected"])}
+        for r in records
+    ]
+
+
+def reward_stats(log_history: list[dict]) -> dict:
+    """Last logged reward accuracy/margin, as TRL names them (keys differ between trainers)."""
+    out = {}
+    for h in log_history:
+        for k, v in h.items():
+            if "accuracies" in k or "margins" in k or k.startswith("rewards/") or k == "accuracy":
+                out[k] = v
+    return out

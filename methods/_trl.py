@@ -1,0 +1,101 @@
+"""Shared plumbing for objectives built on TRL/transformers trainers.
+
+TRL configs default to bf16 and gradient checkpointing; this CPU needs fp32 and (usually) no
+checkpointing (FACTS.md), so every objective builds its config through ``trl_args``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+
+@dataclass
+class StageContext:
+    """Everything an objective's ``train`` needs; built by bench/train.py.
+
+    model: the base with the parameterization applied (only its weights trainable).
+    train/eval: records in the objective's data format. hp: common hyper-parameters
+    (learning_rate, batch_size, max_steps, max_length, seed, grad_ckpt).
+    extra: objective-specific inputs (reward_model, teacher, judge, checker, ...).
+    """
+
+    model: Any
+    tokenizer: Any
+    train: list[dict]
+    eval: list[dict]
+    hp: dict
+    config: Any
+    out_dir: Path
+    parameterization: str
+    callbacks: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+    emit: Callable[[dict], None] = lambda event: None
+
+
+def on_gpu() -> bool:
+    return torch.cuda.is_available()
+
+
+def trl_args(cls, ctx: StageContext, **overrides):
+    """A TRL/transformers config with this project's defaults for the current device."""
+    hp = ctx.hp
+    gpu = on_gpu()
+    kwargs = dict(
+        output_dir=str(ctx.out_dir / "trainer"),
+        max_steps=int(hp["max_steps"]),
+        per_device_train_batch_size=int(hp["batch_size"]),
+        gradient_accumulation_steps=int(hp.get("grad_accum", 1)),
+        learning_rate=float(hp["learning_rate"]),
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        logging_steps=1,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to=[],
+        seed=int(hp["seed"]),
+        data_seed=int(hp["seed"]),
+        use_cpu=not gpu,
+        bf16=gpu and torch.cuda.is_bf16_supported(),
+        fp16=False,
+        gradient_checkpointing=bool(hp.get("grad_ckpt", False)),
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        include_num_input_tokens_seen="non_padding",
+        remove_unused_columns=True,
+    )
+    fields = cls.__dataclass_fields__
+    if "max_length" in fields:
+        kwargs["max_length"] = int(hp["max_length"])
+    kwargs.update(overrides)
+    return cls(**{k: v for k, v in kwargs.items() if k in fields})
+
+
+def as_chat(prompt: str) -> list[dict]:
+    return [{"role": "user", "content": prompt}]
+
+
+def as_reply(text: str) -> list[dict]:
+    return [{"role": "assistant", "content": text}]
+
+
+def dataset(records: list[dict]):
+    from datasets import Dataset
+
+    return Dataset.from_list(records)
+
+
+def run_trainer(trainer, ctx: StageContext) -> dict:
+    """Train, then return the figures every objective reports."""
+    out = trainer.train()
+    state = trainer.state
+    losses = [h["loss"] for h in state.log_history if "loss" in h]
+    return {
+        "train_loss": float(out.training_loss) if out.training_loss is not None else None,
+        "final_loss": losses[-1] if losses else None,
+        "steps": int(state.global_step),
+        "tokens_seen": int(getattr(state, "num_input_tokens_seen", 0) or 0),
+        "log_history": state.log_history,
+    }

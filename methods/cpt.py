@@ -1,0 +1,35 @@
+"""cpt: continued / domain-adaptive pretraining — next-token loss on a raw corpus, packed.
+
+    tunebench train --stack cpt:full --model tiny-llama --task smoke --max-steps 3
+
+Documents are concatenated and cut into fixed-length blocks (TRL's "wrapped" packing), the
+classic pretraining layout, so no compute is spent on padding.
+"""
+from pydantic import BaseModel
+
+from methods._trl import StageContext, dataset, run_trainer, trl_args
+from methods.registry import Objective, register
+
+
+class CPTSettings(BaseModel):
+    packing: bool = True
+
+
+def train(ctx: StageContext) -> dict:
+    from trl import SFTConfig, SFTTrainer
+
+    args = trl_args(
+        SFTConfig, ctx, dataset_text_field="text", packing=ctx.config.packing, packing_strategy="wrapped",
+        completion_only_loss=False,
+    )
+    trainer = SFTTrainer(
+        model=ctx.model, args=args, train_dataset=dataset([{"text": r["text"]} for r in ctx.train]),
+        processing_class=ctx.tokenizer, callbacks=ctx.callbacks,
+    )
+    return run_trainer(trainer, ctx)
+
+
+register(Objective(
+    name="cpt", family="pretraining", data="text", config=CPTSettings, train=train,
+    description="continued (domain-adaptive) pretraining: packed next-token loss on a corpus",
+))

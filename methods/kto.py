@@ -1,0 +1,41 @@
+"""kto: Kahneman-Tversky Optimization — learns from unpaired thumbs-up / thumbs-down examples.
+
+    tunebench train --stack kto:lora --model tiny-llama --task smoke --max-steps 3
+
+Needs a batch of at least 2 (the KL baseline is estimated from mismatched pairs in a batch).
+"""
+from pydantic import BaseModel, Field
+
+from methods._preference import reward_stats
+from methods._trl import StageContext, as_chat, as_reply, dataset, run_trainer, trl_args
+from methods.errors import UserError
+from methods.registry import Objective, register
+
+
+class KTOSettings(BaseModel):
+    beta: float = Field(default=0.1, gt=0)
+    desirable_weight: float = Field(default=1.0, gt=0)
+    undesirable_weight: float = Field(default=1.0, gt=0)
+
+
+def train(ctx: StageContext) -> dict:
+    from trl import KTOConfig, KTOTrainer
+
+    if int(ctx.hp["batch_size"]) < 2:
+        raise UserError("kto needs batch_size >= 2 (its KL baseline uses mismatched pairs within a batch)")
+    cfg = ctx.config
+    recs = [{"prompt": as_chat(r["prompt"]), "completion": as_reply(r["completion"]), "label": bool(r["label"])}
+            for r in ctx.train]
+    args = trl_args(KTOConfig, ctx, beta=cfg.beta, desirable_weight=cfg.desirable_weight,
+                    undesirable_weight=cfg.undesirable_weight)
+    trainer = KTOTrainer(model=ctx.model, args=args, train_dataset=dataset(recs), processing_class=ctx.tokenizer,
+                         callbacks=ctx.callbacks)
+    out = run_trainer(trainer, ctx)
+    out["extra"] = reward_stats(out["log_history"])
+    return out
+
+
+register(Objective(
+    name="kto", family="preference", data="unpaired_preference", config=KTOSettings, train=train,
+    needs=("reference",), description="Kahneman-Tversky Optimization on unpaired good/bad labels (TRL KTOTrainer)",
+))

@@ -1,0 +1,39 @@
+"""rm: reward model — a scalar head trained with the pairwise (Bradley-Terry) loss.
+
+    tunebench train --stack rm:lora --model tiny-llama --task smoke --max-steps 3
+
+The base is loaded as a sequence classifier (one logit); the new ``score`` head always
+trains alongside the parameterization. Pairwise accuracy on the eval pairs is reported before
+and after. The result feeds ``ppo`` as its reward (stack ``rm:lora,ppo:lora``).
+"""
+from pydantic import BaseModel, Field
+
+from methods._preference import chat_pairs
+from methods._reward import pairwise_accuracy
+from methods._trl import StageContext, dataset, run_trainer, trl_args
+from methods.registry import Objective, register
+
+
+class RMSettings(BaseModel):
+    center_rewards_coefficient: float | None = Field(default=None, ge=0)
+
+
+def train(ctx: StageContext) -> dict:
+    from trl import RewardConfig, RewardTrainer
+
+    pairs = ctx.eval or ctx.train
+    acc_before = pairwise_accuracy(ctx.model, ctx.tokenizer, pairs)
+    args = trl_args(RewardConfig, ctx, center_rewards_coefficient=ctx.config.center_rewards_coefficient)
+    trainer = RewardTrainer(model=ctx.model, args=args, train_dataset=dataset(chat_pairs(ctx.train)),
+                            processing_class=ctx.tokenizer, callbacks=ctx.callbacks)
+    out = run_trainer(trainer, ctx)
+    acc_after = pairwise_accuracy(ctx.model, ctx.tokenizer, pairs)
+    out["extra"] = {"pairwise_accuracy_before": acc_before, "pairwise_accuracy_after": acc_after}
+    out["metric"] = ("pairwise_accuracy", acc_before, acc_after)
+    return out
+
+
+register(Objective(
+    name="rm", family="reward-model", data="preference", config=RMSettings, train=train, head="seq_cls",
+    description="reward model: scalar head, pairwise loss on preference pairs (TRL RewardTrainer)",
+))

@@ -1,0 +1,36 @@
+"""simpo: Simple Preference Optimization — length-normalised reward margin with a target gap.
+
+    tunebench train --stack simpo:lora --model tiny-llama --task smoke --max-steps 3
+
+Reference-free; trained with TRL's CPO trainer with loss_type "simpo" and cpo_alpha 0 (pure
+SimPO, no behaviour-cloning term), as TRL documents it.
+"""
+from pydantic import BaseModel, Field
+
+from methods._preference import chat_pairs, reward_stats
+from methods._trl import StageContext, dataset, run_trainer, trl_args
+from methods.registry import Objective, register
+
+
+class SimPOSettings(BaseModel):
+    beta: float = Field(default=2.0, gt=0)
+    gamma_beta_ratio: float = Field(default=0.5, ge=0, description="target margin gamma as a fraction of beta")
+
+
+def train(ctx: StageContext) -> dict:
+    from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+    cfg = ctx.config
+    args = trl_args(CPOConfig, ctx, loss_type="simpo", cpo_alpha=0.0, beta=cfg.beta,
+                    simpo_gamma=cfg.gamma_beta_ratio * cfg.beta, max_completion_length=int(ctx.hp["max_length"]) // 2)
+    trainer = CPOTrainer(model=ctx.model, args=args, train_dataset=dataset(chat_pairs(ctx.train)),
+                         processing_class=ctx.tokenizer, callbacks=ctx.callbacks)
+    out = run_trainer(trainer, ctx)
+    out["extra"] = reward_stats(out["log_history"])
+    return out
+
+
+register(Objective(
+    name="simpo", family="preference", data="preference", config=SimPOSettings, train=train,
+    description="SimPO, reference-free length-normalised margin (trl.experimental.cpo, loss_type simpo)",
+))
