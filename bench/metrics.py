@@ -1,0 +1,292 @@
+"""How a run is measured: memory meters, the environment fingerprint and the config hash.
+
+    python -m bench.metrics          # prints this machine's fingerprint as JSON
+
+``with Meter(device) as m: train(); rec.update(m.result())`` fills the schema's memory
+columns (DESIGN.md section 6):
+
+- ``peak_rss_bytes``: host RSS of this process, sampled every 20 ms by a background thread
+  (psutil); if the kernel's lifetime peak (``ru_maxrss``) rose while the meter was open, that
+  exact peak is used instead, since it was then set inside the window.
+- ``peak_tensor_bytes`` (CPU): live tensor bytes at the forward->backward boundary, the point
+  where training holds the most tensors: the unique tensor storages reachable from Python
+  (weights, optimizer state, gradients; walked at enter, at ``m.sample()`` and at exit) plus the
+  bytes autograd saved for backward, tracked exactly with ``saved_tensors_hooks`` (a Python
+  call per saved tensor, not per op, so cheap). Transient buffers inside one kernel and
+  allocations made only in C++ are not seen, so this is a lower bound on the allocator's peak.
+  torch's profiler memory events were tried and rejected: on this CPU build they reported 3
+  events for a whole training step, and the profiler doubled step time.
+- CUDA: ``peak_reserved_bytes`` / ``peak_allocated_bytes`` from torch (peaks reset at enter)
+  and ``nvml_used_bytes``, the peak device-wide used memory NVML reported while sampling.
+  Without a GPU these stay None; that is the normal case, not an error.
+"""
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import threading
+import warnings
+import weakref
+from importlib import metadata
+from pathlib import Path
+
+import psutil
+
+PACKAGES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate")
+SAMPLE_S = 0.02
+
+
+def config_hash(config: dict) -> str:
+    """sha256 of canonical JSON (sorted keys, no whitespace); stable across runs and machines."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _nvml():
+    """pynvml initialised, or None when there is no NVIDIA driver (a normal case)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return pynvml
+    except Exception:  # NVMLError_LibraryNotFound without a GPU; ImportError if not installed
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _git_commit() -> str | None:
+    root = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def package_versions() -> dict[str, str | None]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def fingerprint(device: str | None = None) -> dict:
+    """Schema columns describing where a run ran; ``hardware`` is the label results group by."""
+    import torch
+
+    use_cuda = torch.cuda.is_available() and (device is None or str(device).startswith("cuda"))
+    fp = {"packages": json.dumps(package_versions(), sort_keys=True), "git_commit": _git_commit(),
+          "driver": None, "cuda": torch.version.cuda}
+    if use_cuda:
+        idx = torch.device(device).index or 0 if device else 0
+        props = torch.cuda.get_device_properties(idx)
+        count = torch.cuda.device_count()
+        fp.update(device_name=props.name, device_count=count, device_memory_bytes=int(props.total_memory),
+                  hardware=props.name if count == 1 else f"{count}x {props.name}")
+        nv = _nvml()
+        if nv is not None:
+            try:
+                drv = nv.nvmlSystemGetDriverVersion()
+                fp["driver"] = drv.decode() if isinstance(drv, bytes) else drv
+            except Exception:
+                pass
+    else:
+        name = _cpu_model()
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        fp.update(device_name=name, device_count=1, device_memory_bytes=int(psutil.virtual_memory().total),
+                  hardware=f"cpu-{_slug(name)}-{cores}c", cuda=None)
+    return fp
+
+
+class _Saved:
+    """What autograd keeps for a saved tensor; counts its storage while it is alive."""
+
+    __slots__ = ("tensor", "__weakref__")
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+
+class Meter:
+    """Peak memory of a block of training code; see the module docstring for each figure."""
+
+    def __init__(self, device: str | None = "cpu", sample_s: float = SAMPLE_S):
+        self.device = str(device or "cpu")
+        self.cuda = self.device.startswith("cuda")
+        self.sample_s = sample_s
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._proc = psutil.Process()
+        self.peak_rss = 0
+        self.peak_nvml: int | None = None
+        self._saved: dict[int, list[int]] = {}   # storage ptr -> [references, nbytes]
+        self._saved_bytes = 0
+        self._live_ptrs: set[int] = set()
+        self._live_bytes = 0
+        self.peak_tensor: int | None = None
+        self._hooks = None
+
+    # -- host RSS and NVML, sampled ------------------------------------------------------
+    def _sample_loop(self):
+        nv = _nvml() if self.cuda else None
+        handle = None
+        if nv is not None:
+            try:
+                import torch
+
+                idx = torch.device(self.device).index or 0
+                handle = nv.nvmlDeviceGetHandleByIndex(idx)
+            except Exception:
+                handle = None
+        while True:
+            try:
+                rss = self._proc.memory_info().rss
+                if rss > self.peak_rss:
+                    self.peak_rss = rss
+            except psutil.Error:
+                pass
+            if handle is not None:
+                try:
+                    used = int(nv.nvmlDeviceGetMemoryInfo(handle).used)
+                    self.peak_nvml = max(self.peak_nvml or 0, used)
+                except Exception:
+                    handle = None
+            if self._stop.wait(self.sample_s):
+                return
+
+    # -- CPU tensors ---------------------------------------------------------------------
+    def _walk_live(self) -> None:
+        """Unique storages of every tensor reachable from Python right now."""
+        import torch
+
+        seen: dict[int, int] = {}
+        with warnings.catch_warnings():  # isinstance() on deprecated-module proxies warns
+            warnings.simplefilter("ignore")
+            objects = [o for o in gc.get_objects() if isinstance(o, torch.Tensor)]
+        for obj in objects:
+            try:
+                if obj.device.type == "cpu" and not obj.is_meta:
+                    st = obj.untyped_storage()
+                    seen[st.data_ptr()] = st.nbytes()
+            except Exception:  # tensor subclasses / quantized params without a plain storage
+                continue
+        self._live_ptrs = set(seen)
+        self._live_bytes = max(self._live_bytes, sum(seen.values()))
+        self._update_tensor_peak()
+
+    def _update_tensor_peak(self) -> None:
+        now = self._live_bytes + self._saved_bytes
+        if self.peak_tensor is None or now > self.peak_tensor:
+            self.peak_tensor = now
+
+    def _pack(self, tensor):
+        try:
+            st = tensor.untyped_storage()
+            ptr, nbytes = st.data_ptr(), st.nbytes()
+        except Exception:
+            return tensor
+        if tensor.device.type != "cpu" or ptr in self._live_ptrs:
+            return tensor  # weights and other live state are already counted by the walk
+        box = _Saved(tensor)
+        with self._lock:
+            entry = self._saved.get(ptr)
+            if entry is None:
+                self._saved[ptr] = [1, nbytes]
+                self._saved_bytes += nbytes
+                self._update_tensor_peak()
+            else:
+                entry[0] += 1
+        weakref.finalize(box, self._release, ptr)
+        return box
+
+    def _release(self, ptr: int) -> None:
+        with self._lock:
+            entry = self._saved.get(ptr)
+            if entry is not None:
+                entry[0] -= 1
+                if entry[0] == 0:
+                    self._saved_bytes -= entry[1]
+                    del self._saved[ptr]
+
+    @staticmethod
+    def _unpack(box):
+        return box.tensor if isinstance(box, _Saved) else box
+
+    def sample(self) -> None:
+        """Re-walk live tensors (call at a step boundary once the optimizer state exists)."""
+        if not self.cuda:
+            self._walk_live()
+
+    # -- context -------------------------------------------------------------------------
+    def __enter__(self) -> "Meter":
+        self._ru_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            import torch
+
+            self._walk_live()
+            self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
+            self._hooks.__enter__()
+        self._thread = threading.Thread(target=self._sample_loop, name="tunebench-meter", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._hooks is not None:
+            self._hooks.__exit__(*exc)
+            self._hooks = None
+            if exc[0] is None:
+                self._walk_live()
+        self._stop.set()
+        self._thread.join()
+        ru_end = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        if ru_end > self._ru_start:
+            self.peak_rss = max(self.peak_rss, ru_end)
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+            self._reserved = int(torch.cuda.max_memory_reserved())
+            self._allocated = int(torch.cuda.max_memory_allocated())
+        return None
+
+    def result(self) -> dict:
+        out = {"peak_rss_bytes": int(self.peak_rss) or None, "peak_tensor_bytes": None,
+               "peak_reserved_bytes": None, "peak_allocated_bytes": None, "nvml_used_bytes": self.peak_nvml}
+        if self.cuda:
+            out["peak_reserved_bytes"] = getattr(self, "_reserved", None)
+            out["peak_allocated_bytes"] = getattr(self, "_allocated", None)
+        else:
+            out["peak_tensor_bytes"] = self.peak_tensor
+        return out
+
+
+if __name__ == "__main__":  # python -m bench.metrics
+    print(json.dumps(fingerprint(), indent=2))
