@@ -1,0 +1,89 @@
+"""The generic PEFT wrapper: turns "build a peft config from our settings" into a Parameterization.
+
+Every PEFT-backed method file (lora, ia3, prefix, vera, ...) calls ``peft_method`` with a
+function that maps its pydantic settings to a peft config. The wrapper picks the task type
+from the model (a ``...ForSequenceClassification`` reward model gets ``SEQ_CLS``, which makes
+peft train and save its ``score`` head), saves just the adapter, restores it on a fresh base,
+and merges with ``merge_and_unload`` where the method allows it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from pydantic import BaseModel, Field
+
+from methods._common import MethodConfig, is_seq_cls
+from methods._quant import is_quantized, merge_dequantized, prepare_kbit
+from methods.errors import UserError
+from methods.registry import Parameterization, register
+
+# Every linear projection of a Llama-style block (also Qwen2/3, Mistral, Gemma); not the head.
+LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class TargetSettings(MethodConfig):
+    target_modules: list[str] = Field(default_factory=lambda: list(LINEAR))
+
+
+class LoraSettings(TargetSettings):
+    r: int = Field(8, ge=1)
+    alpha: float = Field(16, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+def lora_kwargs(cfg: LoraSettings) -> dict:
+    return dict(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules))
+
+
+def task_type(model):
+    from peft import TaskType
+
+    return TaskType.SEQ_CLS if is_seq_cls(model) else TaskType.CAUSAL_LM
+
+
+def peft_method(
+    *, name: str, family: str, trains: str, config: type[BaseModel], build: Callable[[BaseModel], object],
+    zero_init: bool, mergeable: bool = True, quantized: bool = False, load_kwargs=None,
+    requires: tuple[str, ...] = (), description: str = "",
+) -> Parameterization:
+    """Register a PEFT-backed parameterization. ``build(cfg)`` returns the peft config."""
+
+    def apply(model, cfg):
+        from peft import get_peft_model
+
+        if quantized:
+            if not is_quantized(model):
+                raise UserError(f"{name} needs the base loaded with its quantization (load_kwargs); got a full-precision model")
+            model = prepare_kbit(model)
+        pcfg = build(cfg)
+        pcfg.task_type = task_type(model)
+        return get_peft_model(model, pcfg)
+
+    def save(model, out_dir):
+        model.save_pretrained(out_dir)
+
+    def load(base, in_dir, cfg):
+        from peft import PeftConfig, PeftModel
+
+        if not Path(in_dir, "adapter_config.json").exists():
+            raise UserError(f"{in_dir} is not a saved {name} adapter (no adapter_config.json)")
+        expected = build(cfg).peft_type
+        saved = PeftConfig.from_pretrained(in_dir)
+        if saved.peft_type != expected:
+            raise UserError(f"{in_dir} holds a {saved.peft_type} adapter, not {name} ({expected})")
+        if quantized and is_quantized(base):
+            base = prepare_kbit(base)
+        # peft refuses trainable prompt-learning adapters on load: the saved prompt table is final.
+        return PeftModel.from_pretrained(base, in_dir, is_trainable=not saved.is_prompt_learning)
+
+    def merge(model):
+        if is_quantized(model.get_base_model()):
+            return merge_dequantized(model)
+        return model.merge_and_unload()
+
+    return register(Parameterization(
+        name=name, family=family, trains=trains, config=config, apply=apply, save=save, load=load,
+        merge=merge if mergeable else None, load_kwargs=load_kwargs, requires=("peft", *requires),
+        zero_init=zero_init, description=description,
+    ))

@@ -1,0 +1,14 @@
+"""adapter_pfeiffer: one bottleneck adapter after the MLP of each layer (Pfeiffer et al. 2021).
+
+    tunebench train --stack sft:adapter_pfeiffer --model tiny-llama --task smoke
+
+One adapter per decoder layer, 2·d·m + d + m parameters with m = d // reduction_factor, ReLU;
+the up-projection starts at zero, so the model is unchanged at step 0. Cannot be merged.
+"""
+from methods._bottleneck import adapter_method
+
+adapter_method(
+    name="adapter_pfeiffer", sites=("mlp",), activation="relu",
+    trains="one bottleneck adapter after the MLP in every layer",
+    description="Pfeiffer adapters (1 per layer, m=d/16, ReLU); cannot be merged",
+)

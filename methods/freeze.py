@@ -1,0 +1,51 @@
+"""freeze: freeze tuning — only the last N decoder layers and the output head train.
+
+    tunebench train --stack sft:freeze --model tiny-llama --task smoke
+
+Everything below the last ``layers`` blocks stays frozen. With ``train_head`` the LM head
+trains too; in models that tie it to the input embeddings (SmolLM2) that means the shared
+embedding matrix trains. A reward model's ``score`` head always trains.
+"""
+from pydantic import Field
+
+from methods._common import (
+    MethodConfig, decoder_layers, freeze_all, load_trained, remember, save_trained, train_heads,
+)
+from methods.errors import UserError
+from methods.registry import Parameterization, register
+
+
+class FreezeSettings(MethodConfig):
+    layers: int = Field(2, ge=1, description="how many of the last decoder layers train")
+    train_head: bool = True
+
+
+def apply(model, cfg):
+    blocks = decoder_layers(model)
+    if cfg.layers > len(blocks):
+        raise UserError(f"freeze: layers={cfg.layers} but the model has {len(blocks)} decoder layers")
+    freeze_all(model)
+    for block in list(blocks)[-cfg.layers:]:
+        for p in block.parameters():
+            p.requires_grad_(True)
+    head = model.get_output_embeddings() if cfg.train_head else None
+    if head is not None:
+        for p in head.parameters():
+            p.requires_grad_(True)
+    train_heads(model)
+    return remember(model, cfg)
+
+
+def save(model, out_dir):
+    save_trained(model, out_dir, "freeze")
+
+
+def load(base, in_dir, cfg):
+    return load_trained(apply(base, cfg), in_dir, "freeze")
+
+
+register(Parameterization(
+    name="freeze", family="selective", trains="last N decoder layers + LM head", config=FreezeSettings,
+    apply=apply, save=save, load=load, merge=lambda model: model, zero_init=True,
+    description="freeze tuning: the last 2 layers and the head train, the rest stays frozen",
+))
