@@ -1,0 +1,208 @@
+"""The comparison table: result records -> one line per (row, parameterization, task) per group.
+
+    tunebench report --db DIR --out DIR
+
+Rows come from ``reports/rows.yaml`` (the seeds' method names mapped to objective and
+parameterization). Records are grouped by hardware × model and never mixed across groups.
+Only ``ok`` records give figures; a line without one carries the reason (not run, oom, the
+error text). Figures are the median over seeds with the min–max spread; nothing is filled in.
+"""
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import polars as pl
+import yaml
+
+ROWS_FILE = Path(__file__).with_name("rows.yaml")
+# Figures summarised per line; "memory" is chosen per line from the columns below.
+FIGURES = ("trainable_params", "trainable_share", "tokens_per_s", "wall_time_s",
+           "metric_before", "metric_after", "forgetting")
+MEMORY_SOURCES = (("peak_reserved_bytes", "GPU reserved"), ("peak_rss_bytes", "host RSS"))
+# Metric names for which a smaller value is better; every other metric is higher-is-better.
+LOWER_BETTER = ("loss", "perplexity", "ppl", "bits_per_byte", "bpb", "error")
+
+
+def lower_is_better(metric_name: str | None) -> bool:
+    name = (metric_name or "").lower()
+    return any(word in name for word in LOWER_BETTER)
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    section: str
+    objective: str
+    methods: tuple[str, ...] | None  # None = any measured parameterization
+    after: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Stat:
+    """One figure over the ok runs of a line: median and min–max."""
+
+    median: float
+    lo: float
+    hi: float
+    n: int
+
+    @classmethod
+    def of(cls, values) -> Stat | None:
+        vals = [float(v) for v in values if v is not None]
+        if not vals:
+            return None
+        return cls(statistics.median(vals), min(vals), max(vals), len(vals))
+
+
+@dataclass
+class Line:
+    """One line of the table: a row's measurements for one parameterization on one task."""
+
+    row: Row
+    method: str | None
+    task: str | None
+    runs: int = 0
+    ok: int = 0
+    seeds: list = field(default_factory=list)
+    failures: Counter = field(default_factory=Counter)
+    reason: str | None = None          # why there are no figures (no ok run)
+    figures: dict[str, Stat | None] = field(default_factory=dict)
+    memory: Stat | None = None
+    memory_source: str | None = None
+    metric_name: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.row.methods is not None and len(self.row.methods) == 1 and self.row.objective == "sft":
+            return self.row.label
+        return f"{self.row.label} ({self.method or 'any'})"
+
+    @property
+    def stage(self) -> str:
+        return f"{self.row.objective}:{self.method or '*'}"
+
+    def get(self, name: str) -> float | None:
+        """The median of a figure (``memory`` included), or None when not measured."""
+        stat = self.memory if name == "memory" else self.figures.get(name)
+        return stat.median if stat else None
+
+
+@dataclass
+class Group:
+    hardware: str
+    model: str
+    frame: pl.DataFrame
+    lines: list[Line]
+
+    @property
+    def model_params(self) -> int | None:
+        vals = self.frame["model_params"].drop_nulls()
+        return int(vals.median()) if len(vals) else None
+
+    @property
+    def devices(self) -> str:
+        names = self.frame.select("device_name", "device_count").unique().drop_nulls("device_name")
+        return ", ".join(f"{c or 1}× {n}" for n, c in names.iter_rows()) or "unknown"
+
+
+@lru_cache(maxsize=4)
+def load_rows(path: Path = ROWS_FILE) -> tuple[Row, ...]:
+    data = yaml.safe_load(path.read_text())
+    rows = []
+    for section in data["sections"]:
+        for r in section["rows"]:
+            methods = r["methods"]
+            rows.append(Row(label=r["label"], section=section["title"], objective=r["objective"],
+                            methods=None if methods == "any" else tuple(methods),
+                            after=tuple(r.get("after", ()))))
+    return tuple(rows)
+
+
+def _position_ok(stack: str | None, index: int | None, after: tuple[str, ...]) -> bool:
+    """A stage counts for its row when every earlier stage of its stack is allowed by ``after``."""
+    if not stack or not index:
+        return True
+    earlier = [s.split(":", 1)[0] for s in stack.split(",")[:index]]
+    return all(obj in after for obj in earlier)
+
+
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0][:160] if lines else ""
+
+
+def make_line(row: Row, method: str | None, task: str | None, runs: pl.DataFrame) -> Line:
+    line = Line(row=row, method=method, task=task, runs=runs.height)
+    line.seeds = sorted({s for s in runs["seed"].to_list() if s is not None})
+    ok = runs.filter(pl.col("status") == "ok")
+    line.ok = ok.height
+    line.failures = Counter(s for s in runs["status"].to_list() if s != "ok")
+    if runs.height == 0:
+        line.reason = "not run"
+    elif ok.height == 0:
+        last = runs.sort("created_at").row(-1, named=True)
+        detail = _first_line(last["error"])
+        line.reason = last["status"] if last["status"] == "oom" or not detail else f"{last['status']}: {detail}"
+    line.figures = {name: Stat.of(ok[name].to_list()) for name in FIGURES if name not in ("metric_before", "metric_after")}
+    names = Counter(n for n in ok["metric_name"].to_list() if n)
+    if names:
+        line.metric_name = names.most_common(1)[0][0]
+        same = ok.filter(pl.col("metric_name") == line.metric_name)
+        line.figures["metric_before"] = Stat.of(same["metric_before"].to_list())
+        line.figures["metric_after"] = Stat.of(same["metric_after"].to_list())
+    else:
+        line.figures["metric_before"] = line.figures["metric_after"] = None
+    for column, source in MEMORY_SOURCES:
+        stat = Stat.of(ok[column].to_list())
+        if stat:
+            line.memory, line.memory_source = stat, source
+            break
+    return line
+
+
+def build_lines(frame: pl.DataFrame, rows: tuple[Row, ...] | None = None) -> list[Line]:
+    """Every row's lines for the records of one hardware × model group."""
+    lines = []
+    for row in rows or load_rows():
+        cand = frame.filter(pl.col("objective") == row.objective)
+        keep = [_position_ok(st, i, row.after) for st, i in zip(cand["stack"].to_list(), cand["stage_index"].to_list())]
+        cand = cand.filter(pl.Series(keep, dtype=pl.Boolean)) if cand.height else cand
+        measured = sorted({m for m in cand["method"].to_list() if m})
+        methods = row.methods if row.methods is not None else (measured or [None])
+        for method in methods:
+            sub = cand.filter(pl.col("method") == method) if method else cand.clear()
+            tasks = sorted({t for t in sub["task"].to_list() if t}) or [None]
+            for task in tasks:
+                runs = sub.filter(pl.col("task") == task) if task else sub
+                lines.append(make_line(row, method, task, runs))
+    return lines
+
+
+def groups(frame: pl.DataFrame, rows: tuple[Row, ...] | None = None) -> list[Group]:
+    """One group per hardware × model, in name order; records are never pooled across groups."""
+    frame = frame.with_columns(pl.col("hardware").fill_null("unknown hardware"),
+                               pl.col("model").fill_null("unknown model"))
+    out = []
+    for (hw, model), sub in sorted(frame.group_by(["hardware", "model"]), key=lambda kv: kv[0]):
+        out.append(Group(hardware=hw, model=model, frame=sub, lines=build_lines(sub, rows)))
+    return out
+
+
+def data_needed(objective: str, method: str | None) -> str:
+    """What a line needs, from the method registry: record format, extra models, model features."""
+    from methods import OBJECTIVES, PARAMETERIZATIONS
+
+    obj = OBJECTIVES.get(objective)
+    if obj is None:
+        return f"— ({objective} not in the registry)"
+    parts = [obj.data]
+    if obj.needs:
+        parts.append("needs " + ", ".join(obj.needs))
+    par = PARAMETERIZATIONS.get(method) if method else None
+    if par is not None and par.requires:
+        parts.append("requires " + ", ".join(par.requires))
+    return "; ".join(parts)
