@@ -64,6 +64,7 @@ class Request:
     precompute_ref: bool = False
     usd_per_hour: float | None = None
     adapter_fp32: bool = True  # PEFT keeps adapters in fp32 on a bf16/fp16 base (autocast_adapter_dtype)
+    amp: bool = True           # Trainer/TRL bf16 autocast: adapter matmuls run on a bf16 copy of their input
 
 
 @dataclass
@@ -172,7 +173,9 @@ def _per_token_layer(req: Request, par: Param, e: int, attended: int) -> float:
         b += e * (h + dq + h + i * k) + 2 * e * h  # every linear's input + the norms' weighted inputs
     elif par.kind == "ln":
         b += 2 * e * h
-    ab = 4 if (req.adapter_fp32 or e == 4) else e
+    # Each adapter keeps its own copy of its input: fp32 when it upcasts (no autocast, as in a
+    # plain PyTorch loop), in the compute dtype when autocast casts it for the matmul.
+    ab = 4 if (e == 4 or (req.adapter_fp32 and not req.amp)) else e
     if par.kind in ("lowrank", "dora", "weightdelta"):
         for m in _targets(req):
             di, do = mods[m]

@@ -24,7 +24,7 @@ def request_from_row(row: dict) -> Request:
         precision=row["precision"], seq_len=int(row["seq_len"]), micro_batch=int(row["micro_batch"]),
         grad_ckpt=row["grad_ckpt"] in ("1", "true", "True"), optimizer=row["optimizer"],
         lora_r=int(row["lora_r"]) or 8, targets=row["targets"] or "all-linear",
-        virtual_tokens=int(row["virtual_tokens"]) or 20, gpu=gpu(row["gpu"]),
+        virtual_tokens=int(row["virtual_tokens"]) or 20, gpu=gpu(row["gpu"]), amp=row["amp"] in ("1", "true", "True"),
     )
 
 
