@@ -1,0 +1,107 @@
+"""The comparison table from a synthetic DB: known numbers land in the right cells, missing
+figures stay missing with their reason, and hardware groups are never pooled."""
+from report_records import GiB, TOTAL, frame, rec, sft, write_db
+
+from bench.results import read_runs
+from reports.render import COLUMNS, cells
+from reports.table import groups, load_rows
+
+COL = {name: i for i, name in enumerate(COLUMNS)}
+
+
+def line_cells(group, label, task="wiki-topics"):
+    matches = [ln for ln in group.lines if ln.label == label and ln.task == task]
+    assert len(matches) == 1, [(ln.label, ln.task) for ln in group.lines]
+    return dict(zip(COLUMNS, cells(matches[0], group.hardware)))
+
+
+def test_rows_cover_every_seed_method():
+    stages = {(r.objective, m) for r in load_rows() for m in (r.methods or ("*",))}
+    for par in ("full", "lora", "qlora", "dora", "adapter_houlsby", "adapter_pfeiffer", "prefix", "prompt",
+                "ptuning", "ia3", "bitfit", "lora8bit", "rslora", "pissa", "adalora", "loha", "lokr", "vera",
+                "oft", "boft", "ln_tuning", "freeze"):
+        assert ("sft", par) in stages
+    for obj in ("multitask", "cpt", "rm", "ppo", "dpo", "ipo", "kto", "orpo", "simpo", "grpo", "rlaif", "distill"):
+        assert (obj, "*") in stages
+
+
+def test_known_numbers_in_the_right_cells(tmp_path):
+    db = write_db(tmp_path / "db", [
+        sft("full", trainable=TOTAL, mem_gib=4.9, metric_after=0.80 + 0.01 * s, forgetting=0.3, seed=s) for s in range(3)
+    ] + [sft("lora", trainable=2_442_240, mem_gib=4.5, metric_after=0.78, forgetting=0.05)])
+    (group,) = groups(read_runs(db))
+    full = line_cells(group, "Full FT")
+    assert full["trainable params (% of model)"] == "135M (100.0%)"
+    assert full["peak memory"] == "4.90 GiB host RSS"
+    assert full["tokens/s"] == "101 (100–102)"
+    assert full["wall time"] == "61.0 s (60.0 s–62.0 s)"
+    assert full["quality before → after"] == "acc: 0.25 → 0.81 (0.8–0.82)"
+    assert full["forgetting"] == "+0.3"
+    assert full["runs / seeds"] == "3 of 3 ok · seeds 0, 1, 2"
+    assert full["hardware"] == "cpu-test-2c"
+    assert full["data needed"] == "prompt_completion"
+    lora = line_cells(group, "LoRA")
+    assert lora["trainable params (% of model)"] == "2.44M (1.82%)"
+    assert lora["runs / seeds"] == "1 of 1 ok · seeds 0"
+    assert "requires peft" in lora["data needed"]
+
+
+def test_gpu_reserved_memory_preferred_over_host_rss():
+    (group,) = groups(frame([sft("lora", mem_gib=3.0, peak_reserved_bytes=12 * GiB)]))
+    assert line_cells(group, "LoRA")["peak memory"] == "12.00 GiB GPU reserved"
+
+
+def test_missing_measurements_shown_as_missing():
+    (group,) = groups(frame([
+        rec("sft:adapter_houlsby", status="oom", error="OutOfMemoryError: out of memory", peak_rss_bytes=99 * GiB),
+        rec("sft:bitfit", status="error", error="UserError: model has no bias terms\nTraceback (most recent call last)"),
+        rec("sft:prompt", trainable_params=11_520, trainable_share=11_520 / TOTAL),  # ok, most figures unrecorded
+        sft("lora", mem_gib=4.0), sft("lora", seed=1, status="oom", mem_gib=50.0),
+    ]))
+    oom = line_cells(group, "Adapters (Houlsby)")
+    assert oom["peak memory"] == "— (oom)" and oom["tokens/s"] == "— (oom)"
+    assert oom["runs / seeds"] == "0 of 1 ok · seeds 0 · 1 oom · oom"
+    err = line_cells(group, "BitFit")
+    assert err["trainable params (% of model)"] == "— (error)"
+    assert err["runs / seeds"].endswith("error: UserError: model has no bias terms")
+    assert "Traceback" not in err["runs / seeds"]
+    prompt = line_cells(group, "Prompt tuning")
+    assert prompt["trainable params (% of model)"] == "11.5k (0.00856%)"
+    assert prompt["peak memory"] == "— (not recorded)" and prompt["quality before → after"] == "— (not recorded)"
+    dora = line_cells(group, "DoRA", task=None)
+    assert dora["task"] == "—" and dora["peak memory"] == "— (not run)" and dora["runs / seeds"] == "0 of 0 ok"
+    lora = line_cells(group, "LoRA")
+    assert lora["peak memory"] == "4.00 GiB host RSS"  # the oom seed's 50 GiB is not a measurement
+    assert lora["runs / seeds"] == "1 of 2 ok · seeds 0, 1 · 1 oom"
+
+
+def test_hardware_groups_are_kept_apart():
+    (gpu, cpu) = groups(frame([
+        sft("lora", mem_gib=4.0, tokens_per_s=100.0),
+        sft("lora", mem_gib=6.0, tokens_per_s=300.0, hardware="NVIDIA H100", peak_reserved_bytes=20 * GiB),
+    ]))
+    assert (gpu.hardware, cpu.hardware) == ("NVIDIA H100", "cpu-test-2c")
+    assert line_cells(cpu, "LoRA")["tokens/s"] == "100"
+    assert line_cells(gpu, "LoRA")["tokens/s"] == "300"
+    assert line_cells(gpu, "LoRA")["peak memory"] == "20.00 GiB GPU reserved"
+    assert line_cells(gpu, "LoRA")["runs / seeds"] == "1 of 1 ok · seeds 0"
+
+
+def test_models_and_tasks_are_separate_lines_and_groups():
+    groups_ = groups(frame([sft("lora", metric_after=0.7), sft("lora", task="gsm-symbolic", metric_after=0.2),
+                            sft("lora", model="tiny-llama")]))
+    assert [(g.hardware, g.model) for g in groups_] == [("cpu-test-2c", "smollm2-135m"), ("cpu-test-2c", "tiny-llama")]
+    big = groups_[0]
+    assert line_cells(big, "LoRA")["quality before → after"] == "acc: 0.25 → 0.7"
+    assert line_cells(big, "LoRA", task="gsm-symbolic")["quality before → after"] == "acc: 0.25 → 0.2"
+
+
+def test_later_stack_stages_count_only_where_the_row_allows():
+    (group,) = groups(frame([
+        sft("lora", stack="cpt:full,sft:lora", stage_index=1),  # started from a cpt result
+        rec("rm:lora", task="math-prefs", stack="rm:lora,ppo:lora", wall_time_s=10.0),
+        rec("ppo:lora", task="math-prefs", stack="rm:lora,ppo:lora", stage_index=1, wall_time_s=20.0),
+    ]))
+    assert line_cells(group, "LoRA", task=None)["runs / seeds"] == "0 of 0 ok"
+    assert line_cells(group, "RM + PPO (RLHF): PPO (lora)", task="math-prefs")["wall time"] == "20.0 s"
+    assert line_cells(group, "RM + PPO (RLHF): reward model (lora)", task="math-prefs")["wall time"] == "10.0 s"
