@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reports import fmt
-from reports.table import Line, lower_is_better
+from reports.table import Line, distinct, lower_is_better
 
 HOLDS, FAILS, NOT_MEASURED = "holds", "doesn't hold", "not measured"
 
@@ -30,25 +30,13 @@ def _le(a: float, b: float) -> bool:
     return a <= b + 1e-9 * max(1.0, abs(b))
 
 
-def _measured(lines: list[Line]) -> list[Line]:
-    """Lines with figures, one per (objective, parameterization, task): rows that repeat a
-    stage (SFT (lora) and LoRA) collapse to one."""
-    seen, out = set(), []
-    for ln in lines:
-        key = (ln.row.objective, ln.method, ln.task)
-        if ln.ok and key not in seen:
-            seen.add(key)
-            out.append(ln)
-    return out
-
-
 def _sft(lines: list[Line], method: str, task: str | None = None) -> list[Line]:
-    return [ln for ln in _measured(lines) if ln.row.objective == "sft" and ln.method == method
+    return [ln for ln in distinct(lines) if ln.row.objective == "sft" and ln.method == method
             and (task is None or ln.task == task)]
 
 
 def _sft_on(lines: list[Line], task: str) -> list[Line]:
-    return [ln for ln in _measured(lines) if ln.row.objective == "sft" and ln.task == task]
+    return [ln for ln in distinct(lines) if ln.row.objective == "sft" and ln.task == task]
 
 
 def _worse_by(ref: Line, other: Line) -> float:
@@ -191,7 +179,7 @@ def full_forgets_most(lines: list[Line]) -> list[Verdict]:
 def _matched(lines: list[Line], objectives: tuple[str, ...], figure: str) -> list[tuple[dict[str, Line], bool]]:
     """Lines of the given objectives with the same parameterization, each with ``figure``:
     one set per task they share, or, where they share none, one set across tasks (flagged)."""
-    have = [ln for ln in _measured(lines) if ln.get(figure) is not None]
+    have = [ln for ln in distinct(lines) if ln.get(figure) is not None]
     by = {o: [ln for ln in have if ln.row.objective == o] for o in objectives}
     out = []
     for method in sorted({ln.method for ln in by[objectives[0]]}):

@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from reports.table import Group, Line, lower_is_better  # noqa: E402
+from reports.table import Group, Line, distinct, lower_is_better  # noqa: E402
 
 
 def slug(text: str) -> str:
@@ -39,16 +39,6 @@ def pareto_front(points: list[tuple[float, float]], lower_better: bool) -> list[
         if not dominated:
             front.append(i)
     return sorted(front, key=lambda i: points[i])
-
-
-def _distinct(lines: list[Line]) -> list[Line]:
-    seen, out = set(), []
-    for ln in lines:
-        key = (ln.row.objective, ln.method, ln.task)
-        if ln.ok and key not in seen:
-            seen.add(key)
-            out.append(ln)
-    return out
 
 
 def _name(ln: Line) -> str:
@@ -121,7 +111,7 @@ def _bars(lines: list[Line], figure: str, xlabel: str, title: str, path: Path) -
 
 def write_plots(group: Group, out: Path) -> list[tuple[str, Path]]:
     """Write the group's PNGs under ``out``; returns (caption, path) for each written file."""
-    lines = _distinct(group.lines)
+    lines = distinct(group.lines)
     title = f"{group.model} on {group.hardware}"
     made = _quality_plots(lines, out, title)
     for figure, xlabel, caption, name in (

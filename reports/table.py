@@ -182,6 +182,18 @@ def build_lines(frame: pl.DataFrame, rows: tuple[Row, ...] | None = None) -> lis
     return lines
 
 
+def distinct(lines: list[Line]) -> list[Line]:
+    """Lines with figures, one per (objective, parameterization, task): rows that repeat a stage
+    (SFT (lora) and LoRA, Quantized FT (qlora) and QLoRA) collapse to the first."""
+    seen, out = set(), []
+    for ln in lines:
+        key = (ln.row.objective, ln.method, ln.task)
+        if ln.ok and key not in seen:
+            seen.add(key)
+            out.append(ln)
+    return out
+
+
 def groups(frame: pl.DataFrame, rows: tuple[Row, ...] | None = None) -> list[Group]:
     """One group per hardware × model, in name order; records are never pooled across groups."""
     frame = frame.with_columns(pl.col("hardware").fill_null("unknown hardware"),
