@@ -22,18 +22,21 @@ from advisor.method_table import check
 from methods.errors import UserError
 
 
-def _gpu_for(device_name: str | None) -> Gpu | None:
-    """Match an NVML device name ("NVIDIA H100 80GB HBM3") to a catalog entry."""
+def _gpu_for(device_name: str | None, memory_bytes: int | None = None) -> Gpu | None:
+    """Match an NVML device name ("NVIDIA H100 80GB HBM3") to a catalog entry; memory breaks ties."""
     if not device_name:
         return None
     low = device_name.lower()
-    best = None
+    found = []
     for g in gpus().values():
         words = [w for w in g.name.lower().replace("nvidia", "").replace("geforce", "").split() if not w.endswith("gb")]
-        if words and all(w in low for w in words[:2]):
-            if best is None or len(g.name) > len(best.name):
-                best = g
-    return best
+        if words and (all(w in low for w in words[:2]) or any(ch.isdigit() for ch in words[0]) and words[0] in low):
+            found.append(g)
+    if not found:
+        return None
+    if memory_bytes:
+        return min(found, key=lambda g: abs(g.memory_gib * 2**30 - memory_bytes))
+    return found[0]
 
 
 def _shape_for(row: dict) -> Shape | None:
@@ -69,7 +72,7 @@ def request_from_run(row: dict) -> Request | None:
         targets = ",".join(t for t in targets if t in s.linears()) or "all-linear"
     elif targets not in (None, "all-linear"):
         targets = "all-linear"
-    g = _gpu_for(row.get("device_name"))
+    g = _gpu_for(row.get("device_name"), row.get("device_memory_bytes"))
     return Request(
         shape=s, method=row["method"], objective=row["objective"],
         precision=common.get("precision", "bf16" if g is None or g.bf16 else "fp16"),

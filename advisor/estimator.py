@@ -298,6 +298,7 @@ def estimate(req: Request, consts: dict | None = None) -> Estimate:
         optimizer /= n
     if req.zero_stage >= 2:
         grads /= n
+        head_grad /= n  # gradients are reduce-scattered into shards as the backward produces them
     if req.zero_stage >= 3:
         gathered = s.layer_params() * e
         weights = weights / n + gathered

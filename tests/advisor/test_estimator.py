@@ -1,0 +1,120 @@
+"""Estimator: exact small breakdowns, monotonicity, objective extras, published measurements."""
+import statistics
+
+import pytest
+
+from advisor.catalogs import gpu, shape
+from advisor.estimator import GIB, NF4_BYTES, Request, estimate
+from advisor.method_table import OBJECTIVES, PARAMS
+from advisor.validation import errors
+
+SMOL = shape("smollm2-135m")
+N_SMOL = 134_515_008  # SmolLM2-135M parameter count (FACTS.md)
+# LoRA r=8 on all seven projections of SmolLM2: r * (in + out) summed per layer, 30 layers.
+LORA_R8_SMOL = 8 * ((576 + 576) + (576 + 192) * 2 + (576 + 576) + (576 + 1536) * 3) * 30
+
+
+def est(**kw):
+    base = dict(shape=shape("llama-3.2-3b"), method="lora", objective="sft", seq_len=1024, micro_batch=2)
+    base.update(kw)
+    return estimate(Request(**base))
+
+
+def test_catalog_param_count_matches_the_real_model():
+    assert SMOL.params() == N_SMOL
+    assert shape("llama-3.2-3b").params() == 3_212_749_824  # PEFT's num_total_params for full FT
+
+
+def test_full_fp32_adamw_bytes_are_exact():
+    e = estimate(Request(shape=SMOL, method="full", precision="fp32", seq_len=8, micro_batch=1))
+    assert e.breakdown["weights"] == N_SMOL * 4
+    assert e.breakdown["optimizer_states"] == N_SMOL * 8          # exp_avg + exp_avg_sq in fp32
+    assert e.breakdown["gradients"] == N_SMOL * 4                 # tiny batch: the optimizer step is the peak
+    assert e.trainable_params == N_SMOL
+
+
+def test_lora_bytes_are_exact():
+    e = estimate(Request(shape=SMOL, method="lora", lora_r=8, seq_len=128, micro_batch=1))
+    assert e.trainable_params == LORA_R8_SMOL
+    assert e.breakdown["weights"] == N_SMOL * 2                   # frozen bf16 base
+    assert e.breakdown["adapter_weights"] == LORA_R8_SMOL * 4     # fp32 adapters
+    assert e.breakdown["optimizer_states"] == LORA_R8_SMOL * 8
+    assert e.breakdown["gradients"] == LORA_R8_SMOL * 4
+    assert sum(e.breakdown.values()) == pytest.approx(e.peak_bytes)
+
+
+def test_qlora_weights_use_nf4_block_constants():
+    e = estimate(Request(shape=SMOL, method="qlora"))
+    lin = SMOL.linear_params()
+    assert e.breakdown["weights"] == pytest.approx(lin * NF4_BYTES + (N_SMOL - lin) * 2)
+
+
+@pytest.mark.parametrize("knob,small,big", [
+    ("seq_len", 512, 2048), ("micro_batch", 1, 8), ("lora_r", 8, 256),
+])
+def test_more_seq_batch_rank_means_more_memory(knob, small, big):
+    assert est(**{knob: small}).peak_bytes < est(**{knob: big}).peak_bytes
+
+
+@pytest.mark.parametrize("less,more", [
+    ({"grad_ckpt": True}, {"grad_ckpt": False}),
+    ({"method": "qlora"}, {"method": "lora"}),
+    ({"method": "lora8bit"}, {"method": "lora"}),
+    ({"method": "lora"}, {"method": "full"}),
+    ({"optimizer": "adamw8bit", "method": "full"}, {"optimizer": "adamw", "method": "full"}),
+])
+def test_savings_reduce_memory(less, more):
+    assert est(**less).peak_bytes < est(**more).peak_bytes
+
+
+def test_more_zero_sharding_means_less_memory_per_gpu():
+    peaks = [est(method="full", num_gpus=8, zero_stage=z).peak_bytes for z in (0, 1, 2, 3)]
+    assert peaks == sorted(peaks, reverse=True) and len(set(peaks)) == 4
+
+
+def test_dpo_exceeds_sft_by_the_reference_model():
+    sft, dpo = est(method="full"), est(method="full", objective="dpo")
+    assert dpo.breakdown["reference_model"] == sft.breakdown["weights"]
+    assert dpo.peak_bytes - sft.peak_bytes >= sft.breakdown["weights"]
+    # With adapters the reference is the base with adapters disabled: no copy, only the pair doubling.
+    lora_dpo = est(objective="dpo")
+    assert "reference_model" not in lora_dpo.breakdown and lora_dpo.peak_bytes > est().peak_bytes
+
+
+def test_objective_extras():
+    assert est(objective="orpo").breakdown.get("reference_model") is None
+    assert est(objective="distill").breakdown["teacher_model"] > 0
+    assert est(objective="grpo").breakdown["generation_kv_cache"] > 0
+    ppo = est(objective="ppo", method="full")
+    assert ppo.breakdown["reward_model"] > 0 and ppo.breakdown["value_model"] > 0
+    assert est(objective="rm").breakdown["logits"] < est().breakdown["logits"] / 50  # scalar head, no vocab logits
+
+
+@pytest.mark.parametrize("method", sorted(PARAMS))
+@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
+def test_every_method_and_objective_estimates(method, objective):
+    model = shape("phi-2") if method == "bitfit" else shape("llama-3.2-1b")
+    e = estimate(Request(shape=model, method=method, objective=objective, gpu=gpu("a100-80gb"), tokens=10**6))
+    assert e.peak_bytes > e.breakdown["weights"] > 0 and e.hours > 0 and e.cost_usd > 0
+    assert 0 < e.trainable_params <= e.total_params
+
+
+def test_time_and_cost_scale_with_tokens_and_price():
+    a = est(gpu=gpu("h100"), tokens=10**7)
+    b = est(gpu=gpu("h100"), tokens=2 * 10**7)
+    assert b.hours == pytest.approx(2 * a.hours) and b.cost_usd == pytest.approx(2 * a.cost_usd)
+    assert est(gpu=gpu("l4"), tokens=10**7).hours > a.hours
+    assert est(gpu=gpu("h100")).hours is None
+
+
+def test_fits_flag():
+    assert est(method="full", gpu=gpu("rtx-3060")).fits is False
+    assert est(method="qlora", gpu=gpu("h200")).fits is True
+
+
+def test_published_measurements_within_bound():
+    rows = errors()
+    assert len(rows) >= 10
+    errs = [abs(r["rel_error"]) for r in rows]
+    assert statistics.median(errs) <= 0.10, rows
+    assert max(errs) <= 0.20, rows
