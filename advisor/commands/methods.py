@@ -1,12 +1,30 @@
-"""``tunebench methods [--json]``: list parameterizations and objectives from the registry."""
+"""``tunebench methods [--json] [--model NAME]``: list parameterizations and objectives.
+
+    tunebench methods
+    tunebench methods --json
+    tunebench methods --model smollm2-135m        # + trainable parameters and share per method
+
+JSON shape: {"parameterizations": [{"name", "family", "trains", "requires", "zero_init",
+"mergeable", "config", "description"[, "trainable_params", "total_params", "trainable_share",
+"error"]}], "objectives": [{"name", "family", "data", "needs", "incompatible", "config",
+"description"}], ["model": NAME]}. With ``--model`` each parameterization is applied to a fresh
+copy of the model (quantized ones loaded with their bitsandbytes config); ``total_params`` is
+the base model's count, and a method that cannot apply (bitfit on a model without biases)
+gets ``error`` instead of counts.
+"""
 import json
+import sys
 
 from advisor.cli import add_command
 
+EXAMPLES = "  tunebench methods\n  tunebench methods --json\n  tunebench methods --model smollm2-135m --json"
+
 
 def register(sub):
-    p = add_command(sub, "methods", "list parameterizations and objectives", "  tunebench methods\n  tunebench methods --json")
+    p = add_command(sub, "methods", "list parameterizations and objectives", EXAMPLES)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--model", metavar="NAME", help="also measure trainable parameters of each method on this model "
+                   "(a prepared name such as tiny-llama or smollm2-135m, or an HF folder)")
     p.set_defaults(func=run)
 
 
@@ -27,19 +45,60 @@ def describe() -> dict:
     return {"parameterizations": sorted(pars, key=lambda r: r["name"]), "objectives": sorted(objs, key=lambda r: r["name"])}
 
 
+def measure(model_name: str, names: list[str]) -> dict[str, dict]:
+    """Apply each parameterization to a fresh copy of the model and count what trains."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from bench.models import model_path
+    from methods import parameterization
+    from methods._common import trainable_counts
+    from methods.errors import UserError
+
+    path = model_path(model_name)
+    base_total = trainable_counts(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32))[1]
+    out = {}
+    for name in names:
+        par = parameterization(name)
+        cfg = par.make_config()
+        kw = par.load_kwargs(cfg) if par.load_kwargs else {}
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kw)
+        try:
+            trainable = trainable_counts(par.apply(model, cfg))[0]
+        except UserError as e:  # e.g. bitfit on a model without bias terms: a fact about the model
+            out[name] = {"error": str(e)}
+            continue
+        finally:
+            del model
+        out[name] = {"trainable_params": trainable, "total_params": base_total, "trainable_share": trainable / base_total}
+        print(f"  {name}: {trainable:,} trainable", file=sys.stderr, flush=True)
+    return out
+
+
 def run(args):
     info = describe()
+    if args.model:
+        counts = measure(args.model, [r["name"] for r in info["parameterizations"]])
+        for r in info["parameterizations"]:
+            r.update(counts[r["name"]])
+        info["model"] = args.model
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"parameterizations ({len(info['parameterizations'])})")
-    for col in ("name", "family", "trains", "requires"):
-        t.add_column(col)
+    title = f"parameterizations ({len(info['parameterizations'])})" + (f" on {args.model}" if args.model else "")
+    t = Table(title=title)
+    cols = ["name", "family", "trains", "requires"] + (["trainable", "share"] if args.model else [])
+    for col in cols:
+        t.add_column(col, justify="right" if col in ("trainable", "share") else "left")
     for r in info["parameterizations"]:
-        t.add_row(r["name"], r["family"], r["trains"], ", ".join(r["requires"]) or "-")
+        row = [r["name"], r["family"], r["trains"], ", ".join(r["requires"]) or "-"]
+        if args.model:
+            ok = "trainable_params" in r
+            row += [f"{r['trainable_params']:,}" if ok else "n/a", f"{100 * r['trainable_share']:.3f}%" if ok else r["error"]]
+        t.add_row(*row)
     o = Table(title=f"objectives ({len(info['objectives'])})")
     for col in ("name", "family", "data", "needs"):
         o.add_column(col)
