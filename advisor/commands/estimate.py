@@ -7,6 +7,7 @@
 JSON shape: {"peak_gib": float, "breakdown": {name: gib}, "fits": bool|null, "hours": float|null,
 "cost_usd": float|null, "trainable_params": int, "total_params": int, "notes": [str]}; peak is per GPU.
 """
+import argparse
 import json
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def register(sub):
     p.add_argument("--precision", default="bf16", help="bf16 | fp16 | fp32 (default bf16)")
     p.add_argument("--seq-len", type=int, default=1024, help="tokens per sequence (default 1024)")
     p.add_argument("--micro-batch", type=int, default=1, help="sequences per GPU per step (default 1)")
-    p.add_argument("--grad-ckpt", action=__import__("argparse").BooleanOptionalAction, default=False,
+    p.add_argument("--grad-ckpt", action=argparse.BooleanOptionalAction, default=False,
                    help="gradient checkpointing (default off)")
     p.add_argument("--optimizer", default="adamw", help="adamw | adamw8bit | paged_adamw8bit | sgd")
     p.add_argument("--lora-r", type=int, default=8, help="adapter rank (default 8)")
