@@ -8,12 +8,14 @@ columns (DESIGN.md section 6):
 - ``peak_rss_bytes``: host RSS of this process, sampled every 20 ms by a background thread
   (psutil); if the kernel's lifetime peak (``ru_maxrss``) rose while the meter was open, that
   exact peak is used instead, since it was then set inside the window.
-- ``peak_tensor_bytes`` (CPU): live tensor bytes at the forward->backward boundary, the point
-  where training holds the most tensors: the unique tensor storages reachable from Python
-  (weights, optimizer state, gradients; walked at enter, at ``m.sample()`` and at exit) plus the
-  bytes autograd saved for backward, tracked exactly with ``saved_tensors_hooks`` (a Python
-  call per saved tensor, not per op, so cheap). Transient buffers inside one kernel and
-  allocations made only in C++ are not seen, so this is a lower bound on the allocator's peak.
+- ``peak_tensor_bytes`` (CPU): live tensor bytes at the forward->backward boundary of the first
+  two training steps (the second one holds the optimizer state too), where training holds the
+  most tensors: the unique storages reachable from Python (weights, optimizer state) united with
+  everything autograd saved for backward, tracked with ``saved_tensors_hooks`` (a Python call per
+  saved tensor, not per op, so cheap; one heap walk per sampled boundary). Gradients that
+  appear while backward frees activations, transient buffers inside a kernel and C++-only
+  allocations are not seen, so this is a lower bound on the allocator's peak. None if no
+  backward pass ran inside the meter.
   torch's profiler memory events were tried and rejected: on this CPU build they reported 3
   events for a whole training step, and the profiler doubled step time.
 - CUDA: ``peak_reserved_bytes`` / ``peak_allocated_bytes`` from torch (peaks reset at enter)
@@ -40,6 +42,7 @@ import psutil
 
 PACKAGES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate")
 SAMPLE_S = 0.02
+BOUNDARY_SAMPLES = 2
 
 
 def config_hash(config: dict) -> str:
@@ -143,9 +146,8 @@ class Meter:
         self.peak_rss = 0
         self.peak_nvml: int | None = None
         self._saved: dict[int, list[int]] = {}   # storage ptr -> [references, nbytes]
-        self._saved_bytes = 0
-        self._live_ptrs: set[int] = set()
-        self._live_bytes = 0
+        self._backward = True
+        self._boundaries = 0
         self.peak_tensor: int | None = None
         self._hooks = None
 
@@ -178,14 +180,15 @@ class Meter:
                 return
 
     # -- CPU tensors ---------------------------------------------------------------------
-    def _walk_live(self) -> None:
-        """Unique storages of every tensor reachable from Python right now."""
+    def _sample_boundary(self) -> None:
+        """Live tensors at a forward->backward boundary: every storage reachable from Python
+        (weights, optimizer state) united with what autograd saved, each storage counted once."""
         import torch
 
-        seen: dict[int, int] = {}
         with warnings.catch_warnings():  # isinstance() on deprecated-module proxies warns
             warnings.simplefilter("ignore")
             objects = [o for o in gc.get_objects() if isinstance(o, torch.Tensor)]
+        seen: dict[int, int] = {}
         for obj in objects:
             try:
                 if obj.device.type == "cpu" and not obj.is_meta:
@@ -193,30 +196,27 @@ class Meter:
                     seen[st.data_ptr()] = st.nbytes()
             except Exception:  # tensor subclasses / quantized params without a plain storage
                 continue
-        self._live_ptrs = set(seen)
-        self._live_bytes = max(self._live_bytes, sum(seen.values()))
-        self._update_tensor_peak()
-
-    def _update_tensor_peak(self) -> None:
-        now = self._live_bytes + self._saved_bytes
-        if self.peak_tensor is None or now > self.peak_tensor:
-            self.peak_tensor = now
+        del objects
+        with self._lock:
+            for ptr, (_, nbytes) in self._saved.items():
+                seen[ptr] = nbytes
+        total = sum(seen.values())
+        self.peak_tensor = max(self.peak_tensor or 0, total)
 
     def _pack(self, tensor):
         try:
+            if tensor.device.type != "cpu":
+                return tensor
             st = tensor.untyped_storage()
             ptr, nbytes = st.data_ptr(), st.nbytes()
         except Exception:
             return tensor
-        if tensor.device.type != "cpu" or ptr in self._live_ptrs:
-            return tensor  # weights and other live state are already counted by the walk
+        self._backward = False
         box = _Saved(tensor)
         with self._lock:
             entry = self._saved.get(ptr)
             if entry is None:
                 self._saved[ptr] = [1, nbytes]
-                self._saved_bytes += nbytes
-                self._update_tensor_peak()
             else:
                 entry[0] += 1
         weakref.finalize(box, self._release, ptr)
@@ -228,17 +228,17 @@ class Meter:
             if entry is not None:
                 entry[0] -= 1
                 if entry[0] == 0:
-                    self._saved_bytes -= entry[1]
                     del self._saved[ptr]
 
-    @staticmethod
-    def _unpack(box):
+    def _unpack(self, box):
+        if not self._backward:
+            # First unpack after packing: backward has begun, the saved set is complete. Sample
+            # the first two boundaries (the second step has the optimizer state too).
+            self._backward = True
+            self._boundaries += 1
+            if self._boundaries <= BOUNDARY_SAMPLES:
+                self._sample_boundary()
         return box.tensor if isinstance(box, _Saved) else box
-
-    def sample(self) -> None:
-        """Re-walk live tensors (call at a step boundary once the optimizer state exists)."""
-        if not self.cuda:
-            self._walk_live()
 
     # -- context -------------------------------------------------------------------------
     def __enter__(self) -> "Meter":
@@ -251,7 +251,6 @@ class Meter:
         else:
             import torch
 
-            self._walk_live()
             self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
             self._hooks.__enter__()
         self._thread = threading.Thread(target=self._sample_loop, name="tunebench-meter", daemon=True)
@@ -262,8 +261,6 @@ class Meter:
         if self._hooks is not None:
             self._hooks.__exit__(*exc)
             self._hooks = None
-            if exc[0] is None:
-                self._walk_live()
         self._stop.set()
         self._thread.join()
         ru_end = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -1,0 +1,148 @@
+"""Learning-rate search per method, so methods are compared at their own best LR.
+
+    tunebench bench tune --method lora --objective sft --task smoke --model tiny-llama --trials 8
+    tunebench bench tune --method dora --objective sft --task gsm-symbolic --model smollm2-135m \\
+        --trials 12 --storage postgresql://host/optuna      # several workers share one study
+
+Each Optuna trial is one ``tunebench train`` subprocess (argument list) that records its
+result in the DB like any run (matrix ``tune``); the trial's value is that record's held-out
+``eval_loss`` (``train_loss`` where the objective has no LM loss, e.g. ``rm``). The best LR is
+kept in ``$TUNEBENCH_HOME/tuned.json`` keyed by model/objective/method/task; a matrix that says
+``learning_rate: tuned`` reads it from there (bench/matrix.py).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from filelock import FileLock
+
+from bench.home import home
+from methods.errors import UserError
+
+
+def store_path() -> Path:
+    return home() / "tuned.json"
+
+
+def _key(model: str, objective: str, method: str, task: str) -> str:
+    return f"{model}|{objective}|{method}|{task}"
+
+
+def load_store(path: Path | None = None) -> dict:
+    path = path or store_path()
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"tuned-values file {path} is unreadable ({e}); delete it or fix it") from None
+    return data if isinstance(data, dict) else {}
+
+
+def lookup(model: str, objective: str, method: str, task: str, store: dict | None = None) -> float | None:
+    entry = (store if store is not None else load_store()).get(_key(model, objective, method, task))
+    return float(entry["learning_rate"]) if entry else None
+
+
+def save_best(model: str, objective: str, method: str, task: str, entry: dict, path: Path | None = None) -> None:
+    """Merge one entry into the store atomically (a lock, a temp file and a rename)."""
+    path = path or store_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        data = load_store(path)
+        data[_key(model, objective, method, task)] = entry
+        fd, tmp = tempfile.mkstemp(prefix=".tuned.", dir=path.parent)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+
+
+def default_storage() -> str:
+    home().mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home() / 'optuna.db'}"
+
+
+def lr_range(method: str) -> tuple[float, float]:
+    """A decade either side of the family's default LR (bench/stack.py DEFAULT_LR)."""
+    from bench.stack import DEFAULT_LR
+    from methods import parameterization
+
+    base = DEFAULT_LR[parameterization(method).family]
+    return base / 10, min(base * 10, 1.0)
+
+
+def trial_value(db: Path, run_id: str) -> tuple[float | None, dict | None]:
+    from bench.results import read_runs
+    import polars as pl
+
+    df = read_runs(db, on_damaged=lambda p, m: None).filter(pl.col("run_id") == run_id)
+    if df.is_empty():
+        return None, None
+    rec = df.row(0, named=True)
+    if rec["status"] != "ok":
+        return None, rec
+    value = rec["eval_loss"] if rec["eval_loss"] is not None else rec["train_loss"]
+    return (float(value) if value is not None and math.isfinite(value) else None), rec
+
+
+def tune(method: str, objective: str, task: str, model: str, trials: int, *, storage: str | None = None,
+         max_steps: int = 20, seed: int = 0, db: Path | None = None, hp: list[str] | None = None,
+         timeout_s: float = 3600, log=print) -> dict:
+    import optuna
+
+    from bench.home import default_db
+    from bench.stack import StackSpec, parse_stack_string, validate
+
+    if trials < 1:
+        raise UserError(f"--trials must be >= 1, got {trials}")
+    stage = f"{objective}:{method}"
+    validate(StackSpec(model=model, task=task, seed=seed, stages=parse_stack_string(stage)))
+    db = Path(db or default_db())
+    storage = storage or default_storage()
+    lo, hi = lr_range(method)
+    name = f"lr|{model}|{stage}|{task}|steps{max_steps}|seed{seed}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True)
+    except Exception as e:  # a bad URL or an unreachable database
+        raise UserError(f"cannot open Optuna storage {storage}: {str(e).splitlines()[0]}") from None
+    out_root = home() / "runs" / "tune"
+    out_root.mkdir(parents=True, exist_ok=True)
+
+    def run_trial(trial):
+        lr = trial.suggest_float("learning_rate", lo, hi, log=True)
+        rid = f"tune-{uuid.uuid4().hex[:12]}"
+        argv = [sys.executable, "-m", "advisor.cli", "train", "--stack", stage, "--model", model, "--task", task,
+                "--seed", str(seed), "--max-steps", str(max_steps), "--hp", f"learning_rate={lr!r}",
+                *sum((["--hp", x] for x in hp or []), []),
+                "--db", str(db), "--matrix", "tune", "--run-id", rid, "--out", str(out_root / rid), "--quiet"]
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"trial {trial.number} timed out after {timeout_s:.0f} s") from None
+        value, rec = trial_value(db, f"{rid}-0")
+        if value is None:
+            why = (rec or {}).get("error") or proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+            raise RuntimeError(f"trial {trial.number} lr={lr:.3g} failed: {str(why)[:200]}")
+        trial.set_user_attr("run_id", f"{rid}-0")
+        log(f"trial {trial.number:3}  lr {lr:.3g}  loss {value:.4f}")
+        return value
+
+    study.optimize(run_trial, n_trials=trials, catch=(RuntimeError,))
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        raise UserError(f"every trial failed for {stage} on {task}; see the error records in {db}")
+    best = study.best_trial
+    entry = {"learning_rate": best.params["learning_rate"], "value": best.value, "metric": "eval_loss",
+             "trials": len(done), "study": name, "storage": storage, "run_id": best.user_attrs.get("run_id"),
+             "max_steps": max_steps, "updated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    save_best(model, objective, method, task, entry)
+    return entry
