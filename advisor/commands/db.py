@@ -1,0 +1,175 @@
+"""``tunebench db show|sql|export|merge``: read, query, export and merge the results database.
+
+    tunebench db show --format json
+    tunebench db sql "SELECT method, median(tokens_per_s) AS tps FROM runs GROUP BY method ORDER BY tps DESC"
+    tunebench db export --out results.csv
+    tunebench db merge machine-a/db machine-b/db --db merged-db
+
+Damaged files are reported one line each on stderr and skipped; the rest still reads.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from advisor.cli import add_command
+from methods.errors import UserError
+
+DEFAULT_COLUMNS = ["run_id", "stage", "model", "task", "seed", "status", "trainable_params", "tokens_per_s",
+                   "peak_rss_bytes", "train_loss", "eval_loss", "wall_time_s"]
+
+
+def register(sub):
+    p = add_command(sub, "db", "show, query (SQL), export and merge the results database",
+                    "  tunebench db show\n  tunebench db sql \"SELECT method, median(tokens_per_s) FROM runs GROUP BY method\"\n"
+                    "  tunebench db export --out results.parquet\n  tunebench db merge other/db --db mine/db")
+    s = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    sh = add_command(s, "show", "print the records",
+                     "  tunebench db show\n  tunebench db show --format json --columns run_id,method,status\n"
+                     "  tunebench db show --db /tmp/tb-db --format csv --all-columns")
+    sh.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    sh.add_argument("--columns", help="comma-separated columns (default: a summary set; see --all-columns)")
+    sh.add_argument("--all-columns", action="store_true", help="every schema column")
+    sh.add_argument("--limit", type=int, help="at most N rows (newest first)")
+    _db_arg(sh)
+    sh.set_defaults(func=show)
+
+    q = add_command(s, "sql", "run a polars SQL query; the table is called runs",
+                    "  tunebench db sql \"SELECT method, median(tokens_per_s) FROM runs GROUP BY method\"\n"
+                    "  tunebench db sql \"SELECT status, count(*) AS n FROM runs GROUP BY status\" --format json")
+    q.add_argument("query", help="SQL over the table runs")
+    q.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    _db_arg(q)
+    q.set_defaults(func=sql)
+
+    e = add_command(s, "export", "write every readable record to one parquet, csv or json file",
+                    "  tunebench db export --out results.parquet\n  tunebench db export --out results.csv --force")
+    e.add_argument("--out", type=Path, required=True, help="FILE.parquet, FILE.csv or FILE.json")
+    e.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    _db_arg(e)
+    e.set_defaults(func=export)
+
+    m = add_command(s, "merge", "copy records from other databases (dirs or exported .parquet files) into --db; "
+                                "run ids already present are skipped",
+                    "  tunebench db merge shard0/db shard1/db --db all-db\n  tunebench db merge results.parquet --db mine")
+    m.add_argument("sources", nargs="+", type=Path, help="result folders or exported parquet files")
+    _db_arg(m)
+    m.set_defaults(func=merge)
+
+
+def _db_arg(p):
+    p.add_argument("--db", type=Path, help="results database folder (default: TUNEBENCH_HOME/db)")
+
+
+def _db(args, must_exist: bool = True) -> Path:
+    from bench.home import default_db
+
+    db = Path(args.db).expanduser() if args.db else default_db()
+    if db.exists() and not db.is_dir():
+        raise UserError(f"--db {db} is not a folder")
+    if must_exist and not db.is_dir():
+        raise UserError(f"results database {db} does not exist (run tunebench train or bench run first, or pass --db)")
+    return db
+
+
+def _read(db: Path):
+    from bench.results import read_runs
+
+    return read_runs(db)
+
+
+def _print(df, fmt: str) -> None:
+    import polars as pl
+
+    if fmt == "json":
+        print(json.dumps(df.to_dicts(), indent=2, default=str))
+    elif fmt == "csv":
+        flat = df.with_columns([pl.col(c).cast(pl.String) for c, t in df.schema.items() if t == pl.Datetime])
+        sys.stdout.write(flat.write_csv())
+    else:
+        with pl.Config(tbl_rows=max(len(df), 1), tbl_cols=len(df.columns), fmt_str_lengths=40, tbl_width_chars=240,
+                       tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+            print(df)
+
+
+def show(args):
+    import polars as pl
+
+    from bench.schema import SCHEMA
+
+    df = _read(_db(args))
+    if args.columns:
+        cols = [c.strip() for c in args.columns.split(",") if c.strip()]
+        bad = [c for c in cols if c not in SCHEMA]
+        if bad:
+            from methods.errors import unknown
+
+            raise unknown("column", bad[0], SCHEMA)
+    else:
+        cols = list(SCHEMA) if args.all_columns or args.format == "json" else DEFAULT_COLUMNS
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be >= 1, got {args.limit}")
+    df = df.sort("created_at", descending=True, nulls_last=True)
+    if args.limit:
+        df = df.head(args.limit)
+    _print(df.select(cols), args.format)
+    if args.format == "table":
+        counts = df.group_by("status").len().sort("status").iter_rows() if len(df) else []
+        print(f"{len(df)} records" + "".join(f", {n} {s}" for s, n in counts), file=sys.stderr)
+    return 0
+
+
+def sql(args):
+    import polars as pl
+
+    df = _read(_db(args))
+    try:
+        out = pl.SQLContext(runs=df).execute(args.query, eager=True)
+    except Exception as e:
+        raise UserError(f"SQL error: {str(e).splitlines()[0]} (the table is called runs)") from None
+    _print(out, args.format)
+    return 0
+
+
+def export(args):
+    import os
+    import tempfile
+
+    import polars as pl
+
+    out = Path(args.out).expanduser()
+    ext = out.suffix.lower()
+    if ext not in (".parquet", ".csv", ".json"):
+        raise UserError(f"--out {out}: the extension must be .parquet, .csv or .json")
+    if out.exists() and not args.force:
+        raise UserError(f"--out {out} exists; pass --force to overwrite it")
+    if not out.parent.is_dir():
+        raise UserError(f"--out {out}: folder {out.parent} does not exist")
+    df = _read(_db(args))
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(fd)
+    try:
+        if ext == ".parquet":
+            df.write_parquet(tmp)
+        elif ext == ".csv":
+            df.with_columns(pl.col("created_at").cast(pl.String)).write_csv(tmp)
+        else:
+            Path(tmp).write_text(json.dumps(df.to_dicts(), indent=1, default=str))
+        os.replace(tmp, out)
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror or e}") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    print(f"{len(df)} records -> {out}")
+    return 0
+
+
+def merge(args):
+    from bench.results import merge as merge_into
+
+    db = _db(args, must_exist=False)
+    added, dupes = merge_into(args.sources, db)
+    print(f"merged {added} new records into {db}; {dupes} already present (same run id) skipped")
+    return 0
