@@ -32,6 +32,20 @@ from methods._trl import StageContext
 from methods.errors import UserError
 
 
+def quiet_libraries() -> None:
+    """Library progress bars and deprecation chatter would drown our own progress output."""
+    import warnings
+
+    import datasets
+    import transformers
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="trl")
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
 class Cancelled(Exception):
     """SIGTERM/SIGINT during a run: recorded as status 'cancelled'."""
 
@@ -106,6 +120,7 @@ class StackRun:
         return plans
 
     def run(self) -> list[dict]:
+        quiet_libraries()
         validate(self.spec)
         base_dir = model_path(self.spec.model)
         for st in self.spec.stages:

@@ -1,13 +1,35 @@
-"""Parameterizations and objectives. Importing this package registers every method file."""
+"""Parameterizations and objectives: one file per method, each registering itself on import.
+
+Method files import torch/peft/trl, which take seconds; so they are imported on first use of
+the registry (``methods.PARAMETERIZATIONS``, ``parameterization(name)``, ...), not when a
+lightweight module such as ``methods.errors`` is imported by the CLI or the advisor core.
+"""
 import importlib
 import pkgutil
 
-from methods.registry import OBJECTIVES, PARAMETERIZATIONS, check_combination, objective, parameterization
+from methods import registry
 
 _SKIP = {"registry", "errors"}
+_loaded = False
 
-for _m in pkgutil.iter_modules(__path__):
-    if _m.name not in _SKIP and not _m.name.startswith("_"):
-        importlib.import_module(f"methods.{_m.name}")
 
-__all__ = ["OBJECTIVES", "PARAMETERIZATIONS", "check_combination", "objective", "parameterization"]
+def load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for m in pkgutil.iter_modules(__path__):
+        if m.name not in _SKIP and not m.name.startswith("_"):
+            importlib.import_module(f"methods.{m.name}")
+
+
+def __getattr__(name: str):
+    if name in ("OBJECTIVES", "PARAMETERIZATIONS"):
+        load_all()
+        return getattr(registry, name)
+    if name in ("check_combination", "objective", "parameterization"):
+        return getattr(registry, name)
+    raise AttributeError(f"module 'methods' has no attribute {name!r}")
+
+
+__all__ = ["OBJECTIVES", "PARAMETERIZATIONS", "check_combination", "load_all", "objective", "parameterization"]

@@ -64,7 +64,6 @@ def trl_args(cls, ctx: StageContext, **overrides):
         disable_tqdm=True,
         dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding",
-        remove_unused_columns=True,
     )
     fields = cls.__dataclass_fields__
     if "max_length" in fields:
@@ -89,6 +88,11 @@ def dataset(records: list[dict]):
 
 def run_trainer(trainer, ctx: StageContext) -> dict:
     """Train, then return the figures every objective reports."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    # Progress is ours (bench/progress.py); the trainer's own printer would dump dicts to stdout.
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
     out = trainer.train()
     state = trainer.state
     losses = [h["loss"] for h in state.log_history if "loss" in h]

@@ -91,13 +91,21 @@ def register(item: Parameterization | Objective) -> Parameterization | Objective
     return item
 
 
+def _load() -> None:
+    from methods import load_all
+
+    load_all()
+
+
 def parameterization(name: str) -> Parameterization:
+    _load()
     if name not in PARAMETERIZATIONS:
         raise unknown("parameterization", name, PARAMETERIZATIONS)
     return PARAMETERIZATIONS[name]
 
 
 def objective(name: str) -> Objective:
+    _load()
     if name not in OBJECTIVES:
         raise unknown("objective", name, OBJECTIVES)
     return OBJECTIVES[name]

@@ -22,7 +22,7 @@ def chat_records(records: list[dict]) -> list[dict]:
 def train_sft(ctx: StageContext, records: list[dict]) -> dict:
     from trl import SFTConfig, SFTTrainer
 
-    args = trl_args(SFTConfig, ctx, completion_only_loss=ctx.config.completion_only_loss, packing=False)
+    args = trl_args(SFTConfig, ctx, completion_only_loss=getattr(ctx.config, "completion_only_loss", True), packing=False)
     trainer = SFTTrainer(
         model=ctx.model, args=args, train_dataset=dataset(chat_records(records)),
         processing_class=ctx.tokenizer, callbacks=ctx.callbacks,

@@ -1,0 +1,65 @@
+"""Stacks end to end, result records per stage, and bad input through the CLI."""
+import time
+
+import pytest
+
+from advisor.cli import main
+
+
+def test_three_stage_stack_under_60s(tmp_path, tiny_llama):
+    t0 = time.perf_counter()
+    code = main(["train", "--stack", "cpt:full,sft:lora,dpo:lora", "--model", "tiny-llama", "--task", "smoke",
+                 "--max-steps", "3", "--out", str(tmp_path / "run"), "--db", str(tmp_path / "db"), "--quiet"])
+    took = time.perf_counter() - t0
+    assert code == 0
+    assert took < 60, f"stack took {took:.1f}s"
+    from bench.results import read_runs
+
+    df = read_runs(tmp_path / "db")
+    assert sorted(df["stage"].to_list()) == sorted(["cpt:full", "sft:lora", "dpo:lora"])
+    assert set(df["status"]) == {"ok"}
+    # each stage leaves a loadable artifact; non-final stages a merged HF folder
+    assert (tmp_path / "run" / "stage0-cpt-full" / "merged" / "config.json").exists()
+    assert (tmp_path / "run" / "stage2-dpo-lora" / "adapter" / "adapter_config.json").exists()
+    from peft import AutoPeftModelForCausalLM
+
+    AutoPeftModelForCausalLM.from_pretrained(tmp_path / "run" / "stage2-dpo-lora" / "adapter")
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--stack", "sft:nosuch", "--model", "tiny-llama", "--task", "smoke"], "unknown parameterization 'nosuch'"),
+    (["--stack", "sftt:lora", "--model", "tiny-llama", "--task", "smoke"], "did you mean sft"),
+    (["--stack", "sft:bitfit", "--model", "tiny-llama", "--task", "smoke"], "tiny-llama-bias"),
+    (["--stack", "sft:lora,,dpo:lora", "--model", "tiny-llama", "--task", "smoke"], "malformed stack"),
+    (["--stack", "sft:prefix,dpo:lora", "--model", "tiny-llama", "--task", "smoke"], "cannot be merged"),
+    (["--stack", "ppo:lora", "--model", "tiny-llama", "--task", "smoke"], "reward model"),
+    (["--stack", "sft:lora", "--model", "tiny-llama", "--task", "nosuch"], "unknown task"),
+    (["--stack", "sft:lora", "--model", "no-such-model", "--task", "smoke"], "unknown model"),
+    (["--stack", "sft:lora", "--model", "tiny-llama", "--task", "smoke", "--hp", "learning_rate=-1"], "learning_rate"),
+    (["--stack", "sft:lora", "--model", "tiny-llama", "--task", "smoke", "--hp", "nosuch=1"], "nosuch"),
+    (["--stack", "sft:lora", "--model", "tiny-llama", "--task", "smoke", "--cfg", "beta=0.1"], "no stage"),
+    (["--stack", "sft:lora", "--model", "tiny-llama"], "missing --task"),
+])
+def test_bad_input_exits_2_with_one_line(argv, needle, tmp_path, capsys, tiny_llama):
+    db = tmp_path / "db"
+    code = main(["train", *argv, "--out", str(tmp_path / "o"), "--db", str(db), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and needle in err, err
+    assert not db.exists() or not any(db.iterdir())
+
+
+def test_broken_stack_yaml_exits_2(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text("model: tiny-llama\nstages: [unclosed\n")
+    assert main(["train", str(f)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_out_not_overwritten_without_force(tmp_path, capsys, tiny_llama):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    code = main(["train", "--stack", "sft:lora", "--model", "tiny-llama", "--task", "smoke", "--out", str(out)])
+    assert code == 2 and "--force" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "precious"
