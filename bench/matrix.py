@@ -13,6 +13,7 @@ A matrix is data, not code (DESIGN.md section 1). Shape (unknown keys are errors
       seeds: [0]
       hp: {max_steps: 3}      # `tunebench train --hp` keys; learning_rate: tuned uses `bench tune`
       timeout_s: 300
+      memory_limit_gb: 16    # optional RLIMIT_AS per run (exceeding it records oom)
     runs:                     # each entry is a diff over the defaults
       - stack: sft:lora
       - {stack: sft:bitfit, model: tiny-llama-bias}
@@ -54,6 +55,7 @@ class Defaults(BaseModel):
     cfg: dict = {}
     method_cfg: dict = {}
     timeout_s: float = Field(default=1800, gt=0)
+    memory_limit_gb: float | None = Field(default=None, gt=0)
     tags: list[str] = []
 
 
@@ -67,6 +69,7 @@ class Entry(BaseModel):
     cfg: dict = {}
     method_cfg: dict = {}
     timeout_s: float | None = Field(default=None, gt=0)
+    memory_limit_gb: float | None = Field(default=None, gt=0)
     tags: list[str] = []
     grid: dict[str, list] = {}
 
@@ -93,6 +96,7 @@ class Run:
     cfg: dict
     method_cfg: dict
     timeout_s: float
+    memory_limit_gb: float | None = None
     tags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     config_hash: str = ""
@@ -200,6 +204,7 @@ def expand(spec: MatrixSpec, tuned: dict | None = None) -> list[Run]:
                 run = Run(matrix=spec.name, index=len(runs), stack=base["stack"], model=base["model"],
                           task=base["task"], seed=int(seed), hp=dict(base["hp"]), cfg=dict(base["cfg"]),
                           method_cfg=dict(base["method_cfg"]), timeout_s=entry.timeout_s or d.timeout_s,
+                          memory_limit_gb=entry.memory_limit_gb or d.memory_limit_gb,
                           tags=[*d.tags, *entry.tags])
                 _resolve_tuned(run, tuned)
                 _validate(run, f"matrix {spec.name}: runs[{n}]")

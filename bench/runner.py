@@ -41,8 +41,10 @@ from bench.schema import new_record
 
 LOG_TAIL_LINES = 12
 KILL_GRACE_S = 20
-OOM_PATTERNS = re.compile(r"MemoryError|OutOfMemoryError|CUDA out of memory|not enough memory|can't allocate memory",
-                          re.I)
+# Python's MemoryError, torch's CPU/CUDA allocators, and Rust libraries (tokenizers, polars)
+# that abort with "memory allocation of N bytes failed" when RLIMIT_AS is reached.
+OOM_PATTERNS = re.compile(r"MemoryError|OutOfMemoryError|CUDA out of memory|not enough memory|can't allocate memory"
+                          r"|memory allocation of \d+ bytes failed|Cannot allocate memory", re.I)
 # Seconds per optimizer step when the DB has no history (FACTS.md for SmolLM2: seq 256 x batch 4,
 # fp32 on this CPU: full 11.5 s, LoRA 8.1 s, NF4 9.3 s, int8 10.8 s). Generation-based objectives
 # roll out before every update, hence the factor.
@@ -235,13 +237,14 @@ class Runner:
         timeout = self.timeout_s or run.timeout_s
         launcher = self._launcher()
         t0 = time.monotonic()
+        mem = self.mem_bytes or (int(run.memory_limit_gb * 2**30) if run.memory_limit_gb else None)
         try:
-            pid = launcher.start(argv, log, self.mem_bytes)
+            pid = launcher.start(argv, log, mem)
         except RuntimeError:  # the fork server died: finish the matrix with fresh interpreters
             self.close()
             self.fork = False
             launcher = self._launcher()
-            pid = launcher.start(argv, log, self.mem_bytes)
+            pid = launcher.start(argv, log, mem)
         rc, timed_out, cancelled, pos = None, False, False, 0
         try:
             while rc is None:
