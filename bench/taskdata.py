@@ -6,7 +6,7 @@
 
 A task is one YAML file (source, licence, splits and seeds, formats, prompt, metric) plus, where
 the source needs one, a builder ``bench/builders/<builder>.py`` exposing
-``build(task, limit) -> {split: {format: [records]}}``. ``smoke`` is generated in code on every
+``build(task, limit, progress) -> {split: {format: [records]}}``. ``smoke`` is generated in code on every
 call; every other task reads the JSONL files ``prepare`` wrote (one per split and format) and
 refuses to guess when they are missing.
 
@@ -239,7 +239,7 @@ def prepare(name: str, force: bool = False, limit: int | None = None, progress=N
         dep_old = manifest(dep)
         if not dep_old or dep_old.get("limit") != limit:
             prepare(dep, force=force, limit=limit, progress=progress)
-    built = _builder(t).build(t, limit)
+    built = _builder(t).build(t, limit, progress=(lambda msg: progress(name, msg)) if progress else None)
     out = t.prepared_dir()
     out.mkdir(parents=True, exist_ok=True)
     files, sizes = {}, {}
@@ -253,9 +253,10 @@ def prepare(name: str, force: bool = False, limit: int | None = None, progress=N
             fname = f"{split}.{fmt}.jsonl"
             _atomic_write(out / fname, data)
             files[fname] = hashlib.sha256(data).hexdigest()
-            sizes[split] = max(sizes.get(split, 0), len(recs))
+            if fmt == t.formats[0]:  # sizes count the primary format (unpaired has 2 per pair)
+                sizes[split] = len(recs)
             if progress:
-                progress(name, fname)
+                progress(name, f"wrote {fname}")
     digest = hashlib.sha256("".join(f"{k} {v}\n" for k, v in sorted(files.items())).encode()).hexdigest()
     man = {"name": name, "sizes": sizes, "sha256": digest, "limit": limit, "files": files}
     # The manifest is written last: its presence is what marks the task as prepared.
