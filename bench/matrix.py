@@ -121,9 +121,10 @@ class Run:
         return {"stack": self.stack, "model": self.model, "task": self.task, "seed": self.seed,
                 "hp": self.hp, "cfg": self.cfg, "method_cfg": self.method_cfg}
 
-    def train_args(self) -> list[str]:
-        """``tunebench train`` arguments (an argument list: never a shell string)."""
-        args = ["--stack", self.stack, "--model", self.model, "--task", self.task, "--seed", str(self.seed)]
+    def train_args(self, model: str | None = None) -> list[str]:
+        """``tunebench train`` arguments (an argument list: never a shell string); ``model``
+        replaces the matrix's model name with a resolved folder (``shape:`` models)."""
+        args = ["--stack", self.stack, "--model", model or self.model, "--task", self.task, "--seed", str(self.seed)]
         for flag, values in (("--hp", self.hp), ("--cfg", self.cfg), ("--method-cfg", self.method_cfg)):
             for k, v in sorted(values.items()):
                 args += [flag, f"{k}={_yaml_scalar(v)}"]

@@ -232,7 +232,9 @@ class Runner:
         self.out_root.mkdir(parents=True, exist_ok=True)
         self.db.mkdir(parents=True, exist_ok=True)
         log, events, out = self.out_root / f"{rid}.log", self.out_root / f"{rid}.events", self.out_root / rid
-        argv = ["train", *run.train_args(), "--db", str(self.db), "--matrix", run.matrix, "--run-id", rid,
+        from bench.shapes import resolve
+
+        argv = ["train", *run.train_args(model=resolve(run.model)), "--db", str(self.db), "--matrix", run.matrix, "--run-id", rid,
                 "--out", str(out), "--events", str(events), "--quiet"]
         timeout = self.timeout_s or run.timeout_s
         launcher = self._launcher()
