@@ -95,7 +95,7 @@ def _task_yaml(task, lm_name: str, data_file: Path) -> dict:
         # Completions carry their own leading space, so nothing is inserted between the parts.
         cfg |= {"output_type": "multiple_choice", "doc_to_text": "prompt", "doc_to_choice": "choices",
                 "doc_to_target": "gold", "target_delimiter": "",
-                "metric_list": [{"metric": "acc"}, {"metric": "acc_norm"}]}
+                "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in ("acc", "acc_norm")]}
     elif kind == "generate_number":
         stop = ["\n\n", "Question:", "<|im_end|>", "<|endoftext|>"] if task.name != "smoke" else ["\n", "?"]
         cfg |= {"output_type": "generate_until", "doc_to_text": "prompt", "doc_to_target": "answer",
@@ -144,13 +144,27 @@ def _lm(model_dir, adapter_dir, batch_size: int, tokenizer=None):
     return HFLM(**kwargs)
 
 
-def evaluate(model_dir, task: str, adapter_dir=None, limit: int | None = None, batch_size: int = 8,
-             tokenizer=None) -> dict:
-    """Score ``model_dir`` (a model name, an HF folder, or a loaded model with ``tokenizer=``),
-    optionally with a PEFT adapter, on ``task``'s test split.
+def _fits(lm, docs: list[dict], kind: str) -> list[dict]:
+    """Docs whose longest scored continuation fits the model's context (lm-eval asserts otherwise)."""
+    if kind not in ("multiple_choice", "preference_ll", "completion_bpb"):
+        return docs  # generation truncates its prompt; rolling perplexity windows long texts
+    out = []
+    for d in docs:
+        conts = d["choices"] if "choices" in d else [d["completion"]]
+        if max(len(lm.tok_encode(c)) for c in conts) < lm.max_length:
+            out.append(d)
+    return out
 
-    Returns {"task", "metric", "value", "n", "higher_is_better", "metrics": {every lm-eval
-    metric}, "seconds"}.
+
+def evaluate(model_dir, task: str, adapter_dir=None, limit: int | None = None, batch_size: int = 8,
+             tokenizer=None, max_gen_toks: int | None = None) -> dict:
+    """Score ``model_dir`` (a model name, an HF folder, or a loaded model with ``tokenizer=``),
+    optionally with a PEFT adapter, on ``task``'s test split (its first ``limit`` items).
+
+    Returns {"task", "metric", "value", "n", "skipped", "higher_is_better", "metrics": {every
+    lm-eval metric}, "seconds"}. ``n`` counts scored items; ``skipped`` those whose answer is
+    longer than the model's context (none for SmolLM2's 8k; some for the 512-token tiny Llama).
+    ``max_gen_toks`` overrides the task's generation length (tests use it to stay fast).
     """
     import logging
 
@@ -159,23 +173,28 @@ def evaluate(model_dir, task: str, adapter_dir=None, limit: int | None = None, b
     t = get_task(task)
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be at least 1, got {limit}")
+    if max_gen_toks is not None:
+        t = t.model_copy(update={"metric": t.metric.model_copy(update={"max_gen_toks": max_gen_toks})})
     records = load_records(task, "test", t.metric.format, limit)
     lm_name = "tb_" + task.replace("-", "_")
     work = home() / "eval"
     work.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{task}-", dir=work))
     started = time.time()
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    lm = _lm(model_dir, adapter_dir, batch_size, tokenizer)
+    docs = _fits(lm, _docs(t, records), t.metric.kind)
+    if not docs:
+        raise UserError(f"every {task} test item is longer than the model's {lm.max_length}-token context")
+    tmp = Path(tempfile.mkdtemp(prefix=f"{task}-", dir=work))
     try:
         data = tmp / "test.jsonl"
-        data.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in _docs(t, records)), encoding="utf-8")
+        data.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
         (tmp / "utils.py").write_text(UTILS)
         _write_yaml(_task_yaml(t, lm_name, data), tmp / f"{lm_name}.yaml")
 
         from lm_eval import simple_evaluate
         from lm_eval.tasks import TaskManager
 
-        logging.getLogger("lm_eval").setLevel(logging.WARNING)
-        lm = _lm(model_dir, adapter_dir, batch_size, tokenizer)
         tm = TaskManager(include_path=str(tmp), include_defaults=False)
         out = simple_evaluate(model=lm, tasks=[lm_name], task_manager=tm, log_samples=False,
                               bootstrap_iters=0, batch_size=batch_size)
@@ -187,7 +206,8 @@ def evaluate(model_dir, task: str, adapter_dir=None, limit: int | None = None, b
         "task": task,
         "metric": t.metric.name,
         "value": metrics[t.metric.name],
-        "n": len(records),
+        "n": len(docs),
+        "skipped": len(records) - len(docs),
         "higher_is_better": t.metric.higher_is_better,
         "metrics": metrics,
         "seconds": round(time.time() - started, 1),

@@ -3,7 +3,8 @@
     tunebench eval --model smollm2-135m --task wiki-topics
     tunebench eval --model ./out/merged --adapter ./out/adapter --task gsm-symbolic --limit 50 --json
 
-``--json`` prints {task, metric, value, n, higher_is_better, metrics, seconds, model, adapter}.
+``--json`` prints {task, metric, value, n, skipped, higher_is_better, metrics, seconds, model,
+adapter}; n counts scored items, skipped those longer than the model's context.
 """
 from __future__ import annotations
 
@@ -39,7 +40,9 @@ def run(args):
         print(json.dumps(res, indent=1))
     else:
         arrow = "higher is better" if res["higher_is_better"] else "lower is better"
-        print(f"{res['task']}: {res['metric']} = {res['value']:.4f} ({arrow}) on {res['n']} items in {res['seconds']} s")
+        skipped = f" ({res['skipped']} longer than the model's context skipped)" if res["skipped"] else ""
+        print(f"{res['task']}: {res['metric']} = {res['value']:.4f} ({arrow}) on {res['n']} items{skipped} "
+              f"in {res['seconds']} s")
         others = {k: round(v, 4) for k, v in res["metrics"].items() if k != res["metric"]}
         if others:
             print("  also: " + ", ".join(f"{k} {v}" for k, v in others.items()))
