@@ -8,9 +8,11 @@ and merges with ``merge_and_unload`` where the method allows it.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Callable
 
+import torch
 from pydantic import BaseModel, Field
 
 from methods._common import MethodConfig, is_seq_cls
@@ -36,6 +38,17 @@ def lora_kwargs(cfg: LoraSettings) -> dict:
     return dict(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules))
 
 
+@contextlib.contextmanager
+def fixed_seed(seed: int | None):
+    """Run the block under ``seed`` (CPU RNG) and restore the caller's RNG state afterwards."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 def task_type(model):
     from peft import TaskType
 
@@ -45,9 +58,14 @@ def task_type(model):
 def peft_method(
     *, name: str, family: str, trains: str, config: type[BaseModel], build: Callable[[BaseModel], object],
     zero_init: bool, mergeable: bool = True, quantized: bool = False, load_kwargs=None,
-    requires: tuple[str, ...] = (), description: str = "",
+    requires: tuple[str, ...] = (), description: str = "", init_seed: int | None = None,
 ) -> Parameterization:
-    """Register a PEFT-backed parameterization. ``build(cfg)`` returns the peft config."""
+    """Register a PEFT-backed parameterization. ``build(cfg)`` returns the peft config.
+
+    ``init_seed``: for methods whose init derives from the base with randomness (PiSSA's fast
+    SVD), apply and load run under this fixed seed, so loading re-derives the same residual
+    base; the caller's RNG stream is left untouched.
+    """
 
     def apply(model, cfg):
         from peft import get_peft_model
@@ -58,7 +76,8 @@ def peft_method(
             model = prepare_kbit(model)
         pcfg = build(cfg)
         pcfg.task_type = task_type(model)
-        return get_peft_model(model, pcfg)
+        with fixed_seed(init_seed):
+            return get_peft_model(model, pcfg)
 
     def save(model, out_dir):
         model.save_pretrained(out_dir)
@@ -75,7 +94,8 @@ def peft_method(
         if quantized and is_quantized(base):
             base = prepare_kbit(base)
         # peft refuses trainable prompt-learning adapters on load: the saved prompt table is final.
-        return PeftModel.from_pretrained(base, in_dir, is_trainable=not saved.is_prompt_learning)
+        with fixed_seed(init_seed):
+            return PeftModel.from_pretrained(base, in_dir, is_trainable=not saved.is_prompt_learning)
 
     def merge(model):
         if is_quantized(model.get_base_model()):

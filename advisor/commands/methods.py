@@ -47,6 +47,8 @@ def describe() -> dict:
 
 def measure(model_name: str, names: list[str]) -> dict[str, dict]:
     """Apply each parameterization to a fresh copy of the model and count what trains."""
+    import time
+
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -62,6 +64,7 @@ def measure(model_name: str, names: list[str]) -> dict[str, dict]:
         par = parameterization(name)
         cfg = par.make_config()
         kw = par.load_kwargs(cfg) if par.load_kwargs else {}
+        t0 = time.perf_counter()
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kw)
         try:
             trainable = trainable_counts(par.apply(model, cfg))[0]
@@ -71,7 +74,7 @@ def measure(model_name: str, names: list[str]) -> dict[str, dict]:
         finally:
             del model
         out[name] = {"trainable_params": trainable, "total_params": base_total, "trainable_share": trainable / base_total}
-        print(f"  {name}: {trainable:,} trainable", file=sys.stderr, flush=True)
+        print(f"  {name}: {trainable:,} trainable ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
     return out
 
 

@@ -63,6 +63,15 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matrices: one thread is as fast, and avoids thrashing when other jobs share the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def model_for(name: str) -> str:
     return "tiny-llama-bias" if name == "bitfit" else "tiny-llama"
 
