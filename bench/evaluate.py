@@ -97,7 +97,9 @@ def _task_yaml(task, lm_name: str, data_file: Path) -> dict:
                 "doc_to_target": "gold", "target_delimiter": "",
                 "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in ("acc", "acc_norm")]}
     elif kind == "generate_number":
-        stop = ["\n\n", "Question:", "<|im_end|>", "<|endoftext|>"] if task.name != "smoke" else ["\n", "?"]
+        # smoke prompts have no answer cue, so a model may start with a newline: stop only at the
+        # next question there (8 tokens cap it anyway); gsm answers end at a blank line.
+        stop = ["\n\n", "Question:", "<|im_end|>", "<|endoftext|>"] if task.name != "smoke" else ["What is", "<|im_end|>"]
         cfg |= {"output_type": "generate_until", "doc_to_text": "prompt", "doc_to_target": "answer",
                 "target_delimiter": "",
                 "generation_kwargs": {"until": stop, "do_sample": False, "max_gen_toks": task.metric.max_gen_toks},
@@ -195,9 +197,17 @@ def evaluate(model_dir, task: str, adapter_dir=None, limit: int | None = None, b
         from lm_eval import simple_evaluate
         from lm_eval.tasks import TaskManager
 
+        import lm_eval.evaluator as ev
+
         tm = TaskManager(include_path=str(tmp), include_defaults=False)
-        out = simple_evaluate(model=lm, tasks=[lm_name], task_manager=tm, log_samples=False,
-                              bootstrap_iters=0, batch_size=batch_size)
+        # lm-eval's environment report shells out to pip, nvidia-smi and git (~3 s per call, and
+        # git's "fatal: not a git repository"); tunebench records the environment with each result.
+        env_info, ev.add_env_info = ev.add_env_info, lambda results: None
+        try:
+            out = simple_evaluate(model=lm, tasks=[lm_name], task_manager=tm, log_samples=False,
+                                  bootstrap_iters=0, batch_size=batch_size)
+        finally:
+            ev.add_env_info = env_info
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     res = out["results"][lm_name]

@@ -221,46 +221,57 @@ def manifest(name: str) -> dict | None:
     return json.loads(p.read_text())
 
 
+def recipe_sha(t: Task) -> str:
+    """Hash of what a build depends on in this repo: the task YAML and its builder's source."""
+    h = hashlib.sha256(t.path.read_bytes())
+    h.update(Path(_builder(t).__file__).read_bytes())
+    return h.hexdigest()
+
+
 def prepare(name: str, force: bool = False, limit: int | None = None, progress=None) -> dict:
     """Build task ``name`` (and what it depends on) into TUNEBENCH_HOME/data/<name>/.
 
-    Idempotent: a prepared task with the same ``limit`` is left alone unless ``force``.
-    Deterministic: the same inputs give byte-identical files (fixed seeds, sorted sources).
+    Idempotent: a task prepared from the same YAML, builder and ``limit`` is left alone unless
+    ``force``; a changed YAML or builder rebuilds it. Deterministic: the same inputs give
+    byte-identical files (fixed seeds, sorted sources). Atomic: every file is written to a temp
+    file and renamed, the manifest last, under a lock, so readers never see half a task.
     ``limit`` caps records per split (tests use it to keep a full build to seconds).
     """
+    from filelock import FileLock
+
     t = get_task(name)
     if t.generated:
         sizes = {s: len(_builder(t).build(s, t.formats[0])) for s in t.splits}
         return {"name": name, "sizes": sizes, "sha256": _smoke_sha(t), "limit": None, "files": {}}
-    old = manifest(name)
-    if old and not force and old.get("limit") == limit:
-        return old
     for dep in t.depends:
-        dep_old = manifest(dep)
-        if not dep_old or dep_old.get("limit") != limit:
-            prepare(dep, force=force, limit=limit, progress=progress)
-    built = _builder(t).build(t, limit, progress=(lambda msg: progress(name, msg)) if progress else None)
+        prepare(dep, limit=limit, progress=progress)
+    recipe = recipe_sha(t)
     out = t.prepared_dir()
     out.mkdir(parents=True, exist_ok=True)
-    files, sizes = {}, {}
-    for split in t.splits:
-        for fmt in t.formats:
-            recs = built[split][fmt]
-            if limit is not None:
-                recs = recs[:limit]
-            validate(recs, fmt, f"{name}/{split}.{fmt}")
-            data = _dump(recs)
-            fname = f"{split}.{fmt}.jsonl"
-            _atomic_write(out / fname, data)
-            files[fname] = hashlib.sha256(data).hexdigest()
-            if fmt == t.formats[0]:  # sizes count the primary format (unpaired has 2 per pair)
-                sizes[split] = len(recs)
-            if progress:
-                progress(name, f"wrote {fname}")
-    digest = hashlib.sha256("".join(f"{k} {v}\n" for k, v in sorted(files.items())).encode()).hexdigest()
-    man = {"name": name, "sizes": sizes, "sha256": digest, "limit": limit, "files": files}
-    # The manifest is written last: its presence is what marks the task as prepared.
-    _atomic_write(out / MANIFEST, (json.dumps(man, indent=1, sort_keys=True) + "\n").encode())
+    with FileLock(str(out) + ".lock"):
+        old = manifest(name)
+        if old and not force and old.get("limit") == limit and old.get("recipe") == recipe:
+            return old
+        built = _builder(t).build(t, limit, progress=(lambda msg: progress(name, msg)) if progress else None)
+        files, sizes = {}, {}
+        for split in t.splits:
+            for fmt in t.formats:
+                recs = built[split][fmt]
+                if limit is not None:
+                    recs = recs[:limit]
+                validate(recs, fmt, f"{name}/{split}.{fmt}")
+                data = _dump(recs)
+                fname = f"{split}.{fmt}.jsonl"
+                _atomic_write(out / fname, data)
+                files[fname] = hashlib.sha256(data).hexdigest()
+                if fmt == t.formats[0]:  # sizes count the primary format (unpaired has 2 per pair)
+                    sizes[split] = len(recs)
+                if progress:
+                    progress(name, f"wrote {fname}")
+        digest = hashlib.sha256("".join(f"{k} {v}\n" for k, v in sorted(files.items())).encode()).hexdigest()
+        man = {"name": name, "sizes": sizes, "sha256": digest, "limit": limit, "files": files, "recipe": recipe}
+        # The manifest is written last: its presence is what marks the task as prepared.
+        _atomic_write(out / MANIFEST, (json.dumps(man, indent=1, sort_keys=True) + "\n").encode())
     return man
 
 

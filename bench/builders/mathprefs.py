@@ -33,8 +33,9 @@ def _champ_file() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "dataset_files" / "v0.json"
 
 
-def champ_pairs(prompt: str) -> dict[str, list[tuple[str, dict]]]:
-    """{problem id: [(prompt, pair), ...]} for every annotated model answer with a marked mistake."""
+def champ_pairs(prompt: str, max_chars: int) -> dict[str, list[dict]]:
+    """{problem id: [pair, ...]} for every annotated model answer with a marked mistake and at
+    most ``max_chars`` characters (a few run to 15k; they would dominate scoring time)."""
     problems = json.loads(_champ_file().read_text(encoding="utf-8"))["problems"]
     out: dict[str, list] = {}
     for pid in sorted(problems):
@@ -43,7 +44,7 @@ def champ_pairs(prompt: str) -> dict[str, list[tuple[str, dict]]]:
         chosen = f" {steps}\nThe answer is {p['_answer'].strip()}"
         for key in sorted(p.get("fws_annotations", {})):
             ann = p["fws_annotations"][key]
-            if ann.get("start_idx") is None:  # no mistake marked: not a "wrong solution"
+            if ann.get("start_idx") is None or len(ann["text"]) > max_chars:  # no marked mistake, or too long
                 continue
             rejected = " " + ann["text"].strip()
             out.setdefault(pid, []).append({"prompt": prompt.format(question=p["_text"].strip()),
@@ -91,7 +92,7 @@ def gsm_pairs(split: str, rng: random.Random, n: int) -> list[dict]:
 def build(task, limit: int | None = None, progress=None) -> dict:
     opt = task.options
     rng = random.Random(task.seed)
-    champ = champ_pairs(task.prompt)
+    champ = champ_pairs(task.prompt, opt["champ_max_chars"])
     ids = sorted(champ)
     rng.shuffle(ids)
     n_test_ids = round(len(ids) * opt["champ_test_fraction"])
