@@ -104,6 +104,6 @@ def peft_method(
 
     return register(Parameterization(
         name=name, family=family, trains=trains, config=config, apply=apply, save=save, load=load,
-        merge=merge if mergeable else None, load_kwargs=load_kwargs, requires=("peft", *requires),
+        merge=merge if mergeable else None, load_kwargs=load_kwargs, requires=requires,
         zero_init=zero_init, description=description,
     ))

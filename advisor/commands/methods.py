@@ -95,12 +95,14 @@ def run(args):
     t = Table(title=title)
     cols = ["name", "family", "trains", "requires"] + (["trainable", "share"] if args.model else [])
     for col in cols:
-        t.add_column(col, justify="right" if col in ("trainable", "share") else "left")
+        t.add_column(col, justify="right" if col in ("trainable", "share") else "left", no_wrap=col != "trains")
+    notes = []
     for r in info["parameterizations"]:
         row = [r["name"], r["family"], r["trains"], ", ".join(r["requires"]) or "-"]
         if args.model:
             ok = "trainable_params" in r
-            row += [f"{r['trainable_params']:,}" if ok else "n/a", f"{100 * r['trainable_share']:.3f}%" if ok else r["error"]]
+            row += [f"{r['trainable_params']:,}" if ok else "n/a", f"{100 * r['trainable_share']:.3f}%" if ok else "n/a"]
+            notes += [] if ok else [f"{r['name']}: {r['error']}"]
         t.add_row(*row)
     o = Table(title=f"objectives ({len(info['objectives'])})")
     for col in ("name", "family", "data", "needs"):
@@ -109,5 +111,7 @@ def run(args):
         o.add_row(r["name"], r["family"], r["data"], ", ".join(r["needs"]) or "-")
     console = Console()
     console.print(t)
+    for note in notes:
+        console.print(f"  n/a {note}", highlight=False)
     console.print(o)
     return 0
