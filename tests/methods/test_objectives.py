@@ -64,21 +64,21 @@ def test_preference_loss_falls_on_tiny_overfit_set(name, tmp_path):
     assert curve[-1] < curve[0], curve
 
 
-def digit_share(completion: str, answer: str) -> float:
-    """Trivially learnable verifiable reward: the share of characters that are digits."""
-    text = completion.strip()
-    return sum(c.isdigit() for c in text) / max(1, len(text))
+def brevity(completion: str, answer: str) -> float:
+    """Trivially learnable verifiable reward: shorter answers score higher (learn to emit EOS)."""
+    return 1.0 - min(len(completion), 40) / 40
 
 
 def test_grpo_mean_reward_rises(tmp_path):
     from bench.builders.smoke import build
 
     records = build("train", "prompt_with_checker")[:8]
-    ctx = tiny_ctx("grpo", "lora", tmp_path, records, steps=16, lr=3e-2, extra={"checker": digit_share},
+    ctx = tiny_ctx("grpo", "full", tmp_path, records, steps=10, lr=5e-2, extra={"checker": brevity},
                    num_generations=4, max_completion_length=8)
+    ctx.hp["batch_size"] = 8
     out = objective("grpo").train(ctx)
     curve = out["extra"]["reward_curve"]
-    assert sum(curve[-4:]) / 4 > sum(curve[:4]) / 4, curve
+    assert sum(curve[-3:]) / 3 > sum(curve[:3]) / 3 + 0.1, curve
 
 
 def test_rm_pairwise_accuracy_rises(tmp_path):
