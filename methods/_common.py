@@ -87,7 +87,8 @@ def save_trained(model, out_dir: str, method: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     tensors = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
     save_file(tensors, str(out / TRAINED_FILE), metadata={"format": "pt", "method": method})
-    (out / CONFIG_FILE).write_text(json.dumps({"method": method, "config": getattr(model, "tunebench_config", None)}, indent=2) + "\n")
+    meta = {"method": method, "config": getattr(model, "tunebench_config", None)}
+    (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def load_trained(model, in_dir: str, method: str):

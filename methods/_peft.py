@@ -72,7 +72,9 @@ def peft_method(
 
         if quantized:
             if not is_quantized(model):
-                raise UserError(f"{name} needs the base loaded with its quantization (load_kwargs); got a full-precision model")
+                raise UserError(
+                    f"{name} needs the base loaded with its quantization (load_kwargs); got a full-precision model"
+                )
             model = prepare_kbit(model)
         pcfg = build(cfg)
         pcfg.task_type = task_type(model)

@@ -73,7 +73,8 @@ def measure(model_name: str, names: list[str]) -> dict[str, dict]:
             continue
         finally:
             del model
-        out[name] = {"trainable_params": trainable, "total_params": base_total, "trainable_share": trainable / base_total}
+        out[name] = {"trainable_params": trainable, "total_params": base_total,
+                     "trainable_share": trainable / base_total}
         print(f"  {name}: {trainable:,} trainable ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
     return out
 
@@ -101,7 +102,7 @@ def run(args):
         row = [r["name"], r["family"], r["trains"], ", ".join(r["requires"]) or "-"]
         if args.model:
             ok = "trainable_params" in r
-            row += [f"{r['trainable_params']:,}" if ok else "n/a", f"{100 * r['trainable_share']:.3f}%" if ok else "n/a"]
+            row += [f"{r['trainable_params']:,}", f"{100 * r['trainable_share']:.3f}%"] if ok else ["n/a", "n/a"]
             notes += [] if ok else [f"{r['name']}: {r['error']}"]
         t.add_row(*row)
     o = Table(title=f"objectives ({len(info['objectives'])})")

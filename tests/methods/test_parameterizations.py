@@ -91,7 +91,8 @@ def closed_form(name: str, base, cfg) -> int | None:
     adapter = lambda m: 2 * d * m + d + m  # noqa: E731  (down + up with biases)
     forms = {
         "full": lambda: total,
-        "freeze": lambda: sum(p.numel() for p in base.model.layers[-cfg.layers:].parameters()) + base.lm_head.weight.numel(),
+        "freeze": lambda: (sum(p.numel() for p in base.model.layers[-cfg.layers:].parameters())
+                           + base.lm_head.weight.numel()),
         "lora": lambda: cfg.r * k["io"],
         "dora": lambda: cfg.r * k["io"] + k["out"],
         "adalora": lambda: cfg.init_r * k["io"] + cfg.init_r * len(shapes),
