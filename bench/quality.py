@@ -60,3 +60,23 @@ def task_loss(model, tokenizer, records: list[dict], fmt: str, max_length: int =
 
 def finite(x) -> bool:
     return x is not None and math.isfinite(x)
+
+
+def task_metric(model, tokenizer, task: str, limit: int) -> tuple[str, float] | None:
+    """The task's own metric (lm-eval, bench/evaluate.py) on ``limit`` test items of a live model."""
+    if limit <= 0:
+        return None
+    from bench.evaluate import evaluate
+
+    res = evaluate(model, task, limit=limit, tokenizer=tokenizer)
+    return res["metric"], res["value"]
+
+
+def general_text_loss(model, limit: int = 32) -> float | None:
+    """Held-out general-text loss (the forgetting probe); None when general-text is not prepared."""
+    from bench.evaluate import general_loss
+    from bench.taskdata import is_prepared
+
+    if not is_prepared("general-text"):
+        return None
+    return general_loss(model, limit=limit)

@@ -25,9 +25,10 @@ from bench import taskdata
 from bench.home import home
 from bench.models import model_path
 from bench.progress import Progress
-from bench.quality import task_loss
+from bench.quality import general_text_loss, task_loss, task_metric
 from bench.stack import StackSpec, StageSpec, stage_hp, validate
 from methods import objective, parameterization
+from methods._common import trainable_counts
 from methods._trl import StageContext
 from methods.errors import UserError
 
@@ -80,10 +81,17 @@ def load_tokenizer(model_dir: Path):
     return tok
 
 
-def count_params(model) -> tuple[int, int]:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
-    return trainable, total
+def step_hooks(par, model) -> list:
+    """A trainer callback running the parameterization's per-step hook (e.g. AdaLoRA budgets)."""
+    if par.step_hook is None:
+        return []
+    from transformers import TrainerCallback
+
+    class StepHook(TrainerCallback):
+        def on_optimizer_step(self, args, state, control, **kw):
+            par.step_hook(model, state.global_step)
+
+    return [StepHook()]
 
 
 def _records(task: str, split: str, fmt: str, limit: int | None) -> list[dict]:
@@ -151,7 +159,9 @@ class StackRun:
         from bench.metrics import Meter, fingerprint
 
         obj, par = objective(st.objective), parameterization(st.method)
-        ocfg, pcfg, hp = obj.make_config(st.cfg), par.make_config(st.method_cfg), plan["hp"]
+        hp = plan["hp"]
+        derived = par.run_defaults(hp.model_dump()) if par.run_defaults else {}
+        ocfg, pcfg = obj.make_config(st.cfg), par.make_config({**derived, **st.method_cfg})
         stage_dir = self.out / f"stage{i}-{obj.name}-{par.name}"
         stage_dir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(hp.seed)
@@ -171,20 +181,25 @@ class StackRun:
             with Meter() as meter:
                 tok = load_tokenizer(model_dir)
                 model = load_model(model_dir, obj.head, par.load_kwargs(pcfg) if par.load_kwargs else {})
-                total_before = sum(p.numel() for p in model.parameters())
+                _, total_before = trainable_counts(model)
                 fmt = obj.data
-                loss_before = task_loss(model, tok, plan["eval"], fmt, hp.max_length) if obj.head == "causal_lm" else None
+                causal = obj.head == "causal_lm"
+                loss_before = task_loss(model, tok, plan["eval"], fmt, hp.max_length) if causal else None
+                metric_before = task_metric(model, tok, plan["task"], hp.metric_limit) if causal else None
+                general_before = general_text_loss(model, hp.eval_limit) if causal and hp.eval_limit else None
                 model = par.apply(model, pcfg)
-                trainable, _ = count_params(model)
+                trainable, _ = trainable_counts(model)
                 extra = self._extra_models(hp, reward_model_dir, model_dir, obj.name, plan["task"])
                 ctx = StageContext(model=model, tokenizer=tok, train=plan["train"], eval=plan["eval"],
                                    hp=hp.model_dump(), config=ocfg, out_dir=stage_dir, parameterization=par.name,
-                                   callbacks=[self.progress.callback()], extra={**extra, "checker": plan["checker"]},
+                                   callbacks=[self.progress.callback(), *step_hooks(par, model)], extra={**extra, "checker": plan["checker"]},
                                    emit=lambda e: self.progress.step(e["step"], e.get("loss"), e.get("tokens", 0),
                                                                      e.get("step_time_s")))
                 result = obj.train(ctx)
                 model = ctx.model
-                loss_after = task_loss(model, tok, plan["eval"], fmt, hp.max_length) if obj.head == "causal_lm" else None
+                loss_after = task_loss(model, tok, plan["eval"], fmt, hp.max_length) if causal else None
+                metric_after = task_metric(model, tok, plan["task"], hp.metric_limit) if causal else None
+                general_after = general_text_loss(model, hp.eval_limit) if general_before is not None else None
             art = stage_dir / "adapter"
             par.save(model, str(art))
             tok.save_pretrained(art)
@@ -192,14 +207,20 @@ class StackRun:
                 rm_dir = self._merge(par, pcfg, model, model_dir, stage_dir / "reward_model", obj.head)
             elif i < len(self.spec.stages) - 1:
                 next_dir = self._merge(par, pcfg, model, model_dir, stage_dir / "merged", obj.head)
+            # The task's lm-eval metric where requested; else the objective's own (rm: pairwise
+            # accuracy); else the task loss on the test split.
             metric = result.get("metric")
+            if metric_before and metric_after:
+                metric = (metric_before[0], metric_before[1], metric_after[1])
             values = dict(
                 status="ok", total_params=total_before, trainable_params=trainable,
                 trainable_share=trainable / total_before if total_before else None, adapter_bytes=dir_bytes(art),
                 steps=result.get("steps"), train_loss=result.get("train_loss"), eval_loss=loss_after,
                 metric_name=metric[0] if metric else ("eval_loss" if loss_before is not None else None),
                 metric_before=metric[1] if metric else loss_before, metric_after=metric[2] if metric else loss_after,
-                extra=json.dumps({k: v for k, v in (result.get("extra") or {}).items()}, default=str),
+                general_loss_before=general_before, general_loss_after=general_after,
+                forgetting=general_after - general_before if general_after is not None else None,
+                extra=json.dumps({"eval_loss_before": loss_before, **(result.get("extra") or {})}, default=str),
                 model_params=total_before, **meter.result(), **self.progress.summary(),
             )
         except (torch.OutOfMemoryError, MemoryError) as e:

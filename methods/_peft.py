@@ -59,6 +59,7 @@ def peft_method(
     *, name: str, family: str, trains: str, config: type[BaseModel], build: Callable[[BaseModel], object],
     zero_init: bool, mergeable: bool = True, quantized: bool = False, load_kwargs=None,
     requires: tuple[str, ...] = (), description: str = "", init_seed: int | None = None,
+    step_hook=None, run_defaults=None,
 ) -> Parameterization:
     """Register a PEFT-backed parameterization. ``build(cfg)`` returns the peft config.
 
@@ -107,5 +108,5 @@ def peft_method(
     return register(Parameterization(
         name=name, family=family, trains=trains, config=config, apply=apply, save=save, load=load,
         merge=merge if mergeable else None, load_kwargs=load_kwargs, requires=requires,
-        zero_init=zero_init, description=description,
+        zero_init=zero_init, description=description, step_hook=step_hook, run_defaults=run_defaults,
     ))

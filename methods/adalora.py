@@ -4,8 +4,8 @@
 
 Each projection starts at ``init_r`` and the budget shrinks to an average of ``target_r`` by
 importance scores. The pruning happens only when the training loop calls
-``model.base_model.update_and_allocate(step)`` after each optimizer step; ``total_step`` must
-match the run's step count. Λ starts at zero, so the model is unchanged at step 0.
+``model.base_model.update_and_allocate(step)`` after each optimizer step — bench/train.py does
+so through ``step_hook`` — and ``total_step`` defaults to the run's ``max_steps``. Λ starts at zero, so the model is unchanged at step 0.
 """
 from pydantic import Field, model_validator
 
@@ -39,8 +39,14 @@ def build(cfg: AdaLoraSettings):
     )
 
 
+def reallocate(model, step: int) -> None:
+    """After each optimizer step (gradients still present): update importance, prune ranks."""
+    model.base_model.update_and_allocate(step)
+
+
 peft_method(
     name="adalora", family="reparameterized", trains="SVD-form low-rank P·Λ·Q with rank budget reallocation",
-    config=AdaLoraSettings, build=build, zero_init=True,
+    config=AdaLoraSettings, build=build, zero_init=True, step_hook=reallocate,
+    run_defaults=lambda hp: {"total_step": int(hp["max_steps"])},
     description="AdaLoRA: init_r=12 pruned to an average target_r=8 by importance; merges into the base",
 )

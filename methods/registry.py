@@ -24,6 +24,8 @@ class Parameterization:
     save(model, dir) writes just what trained; load(base, dir, cfg) restores it on a fresh base.
     merge(model) -> a plain transformers model with the update folded in, or None if impossible.
     load_kwargs(cfg) -> extra ``from_pretrained`` kwargs (e.g. a BitsAndBytesConfig).
+    step_hook(model, step) runs after every optimizer step (AdaLoRA's rank reallocation).
+    run_defaults(hp) -> config values derived from the run (e.g. AdaLoRA's total_step = max_steps).
     """
 
     name: str
@@ -38,6 +40,8 @@ class Parameterization:
     requires: tuple[str, ...] = ()
     zero_init: bool = False
     description: str = ""
+    step_hook: Callable[[Any, int], None] | None = None
+    run_defaults: Callable[[dict], dict] | None = None
 
     def make_config(self, values: dict | None = None) -> BaseModel:
         return validate_config(self.config, values, f"parameterization '{self.name}'")
