@@ -127,6 +127,33 @@ class TrainProcess:
         return rec
 
 
+class FinishedRun:
+    """A run folder written earlier (``events.jsonl`` + ``train.log``), replayed by the Progress screen."""
+
+    cancelled = False
+
+    def __init__(self, out_dir: Path):
+        self.out = Path(out_dir)
+        self.events = EventTail(self.out / "events.jsonl")
+        self.log = LogTail(self.out / "train.log")
+
+    def poll(self) -> int:
+        return 0
+
+    def settle(self, finished_stages: list[dict]) -> None:
+        return None  # its records were written when it ran
+
+
+def run_folder(output_dir: str | None) -> Path | None:
+    """The launch folder holding ``events.jsonl`` for a record's stage ``output_dir``."""
+    if not output_dir:
+        return None
+    for p in (Path(output_dir), Path(output_dir).parent):
+        if (p / "events.jsonl").is_file():
+            return p
+    return None
+
+
 def alive(pid: int) -> bool:
     """True while a process (not a zombie) with this pid exists."""
     try:
