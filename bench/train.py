@@ -40,6 +40,7 @@ def quiet_libraries() -> None:
     import datasets
     import transformers
 
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module="trl")
     transformers.logging.set_verbosity_error()
@@ -53,6 +54,11 @@ class Cancelled(Exception):
 
 def _on_signal(signum, frame):
     raise Cancelled(f"cancelled by signal {signal.Signals(signum).name}")
+
+
+def is_oom(e: BaseException) -> bool:
+    text = str(e).lower()
+    return any(m in text for m in ("can't allocate memory", "not enough memory", "out of memory"))
 
 
 def dir_bytes(path: Path) -> int:
@@ -225,6 +231,12 @@ class StackRun:
             )
         except (torch.OutOfMemoryError, MemoryError) as e:
             values = dict(status="oom", error=f"{type(e).__name__}: {str(e)[:500]}")
+        except RuntimeError as e:
+            if not is_oom(e):
+                values = dict(status="error", error=f"{type(e).__name__}: {e}"[:800] + "\n" +
+                              traceback.format_exc(limit=3)[-1200:])
+            else:  # torch's CPU allocator raises a plain RuntimeError when memory runs out
+                values = dict(status="oom", error=f"{type(e).__name__}: {str(e)[:500]}")
         except Cancelled as e:
             values = dict(status="cancelled", error=str(e))
         except UserError:

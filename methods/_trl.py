@@ -86,6 +86,34 @@ def dataset(records: list[dict]):
     return Dataset.from_list(records)
 
 
+def non_padding_tokens(inputs: dict) -> int:
+    """Tokens a step really processed: the sum of its attention/prompt/completion masks."""
+    masks = [v for k, v in inputs.items() if k.endswith("attention_mask") or k in ("prompt_mask", "completion_mask")]
+    if masks:
+        return int(sum(int(m.sum()) for m in masks if isinstance(m, torch.Tensor)))
+    ids = [v for k, v in inputs.items() if k.endswith("input_ids") and isinstance(v, torch.Tensor)]
+    return int(sum(i.numel() for i in ids))
+
+
+def count_tokens(trainer) -> None:
+    """Make ``state.num_input_tokens_seen`` count for trainers whose batches have no plain
+    ``input_ids`` (ORPO, CPO/SimPO, GRPO): the HF loop only counts the main input name."""
+    orig = trainer._prepare_inputs
+    mode = {}
+
+    def prepare_inputs(inputs):
+        state = trainer.state
+        if "self" not in mode:  # on the first step the loop has already counted, or never will
+            mode["self"] = state.num_input_tokens_seen == 0
+        prepared = orig(inputs)
+        if mode["self"] and isinstance(prepared, dict):
+            state.num_input_tokens_seen += non_padding_tokens(prepared)
+        return prepared
+
+    # Every trainer's training_step passes its batch through _prepare_inputs (GRPO generates there).
+    trainer._prepare_inputs = prepare_inputs
+
+
 def run_trainer(trainer, ctx: StageContext) -> dict:
     """Train, then return the figures every objective reports."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -93,6 +121,7 @@ def run_trainer(trainer, ctx: StageContext) -> dict:
     # Progress is ours (bench/progress.py); the trainer's own printer would dump dicts to stdout.
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
+    count_tokens(trainer)
     out = trainer.train()
     state = trainer.state
     losses = [h["loss"] for h in state.log_history if "loss" in h]
