@@ -24,12 +24,22 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 install: $(VENV)/.installed
 
+DEMO_DB := $(TUNEBENCH_HOME)/demo-db
+DEMO_REPORT := $(TUNEBENCH_HOME)/demo-report
+
+# Set up, prepare the default model and tasks, run the smoke benchmark, print the comparison.
 demo: install
 	$(TB) model prepare smollm2-135m
-	$(TB) methods
+	$(TB) data prepare --all
+	OMP_NUM_THREADS=1 $(TB) bench run --matrix smoke --db $(DEMO_DB) --resume
+	rm -rf $(DEMO_REPORT)
+	$(TB) report --db $(DEMO_DB) --out $(DEMO_REPORT)
+	@cat $(DEMO_REPORT)/comparison.md
+	@echo "report with plots: $(DEMO_REPORT)/comparison.html"
 
+# Tiny models only gain nothing from OpenMP threads (tests/conftest.py sets OMP_NUM_THREADS=1).
 test: install
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
