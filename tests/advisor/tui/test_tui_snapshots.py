@@ -1,0 +1,78 @@
+"""SVG snapshots of every wizard screen at 80x24 and 120x40 (pytest-textual-snapshot).
+
+    .venv/bin/python -m pytest -q tests/advisor/tui/test_tui_snapshots.py
+    .venv/bin/python -m pytest -q tests/advisor/tui/test_tui_snapshots.py --snapshot-update   # after a UI change
+
+Deterministic by construction: fixed hardware (no NVML), a DB with fixed records and timestamps
+at a fixed path, a fixed run name, and the Progress screen replaying a recorded real run.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from tui_records import NO_GPU, RECORDED_RUN, seed_db
+
+from advisor.tui.app import make_app
+
+ROOT = Path("/tmp/tunebench-tui-snapshots")  # fixed: paths appear on the Launch and Results screens
+SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
+
+
+@pytest.fixture(scope="module")
+def snap_root():
+    shutil.rmtree(ROOT, ignore_errors=True)
+    seed_db(ROOT / "db")
+    yield ROOT
+    shutil.rmtree(ROOT, ignore_errors=True)
+
+
+def new_app():
+    return make_app(ROOT / "db", hardware=NO_GPU, runs_dir=ROOT / "runs", reports_dir=ROOT / "reports",
+                    run_name=lambda: "tui-snap")
+
+
+async def settle(pilot):
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def progress_replay(pilot):
+    from advisor.tui.process import FinishedRun
+    from advisor.tui.screens.progress import ProgressScreen
+
+    screen = ProgressScreen(FinishedRun(RECORDED_RUN), title="sft:lora on tiny-llama / smoke", live=False)
+    await pilot.app.push_screen(screen)
+    await pilot.pause()
+    while screen.exited is None:
+        await pilot.pause(0.05)
+    await pilot.pause()
+
+
+def keys_then_settle(*keys):
+    async def run(pilot):
+        await pilot.pause()
+        for k in keys:
+            await pilot.press(k)
+            await settle(pilot)
+    return run
+
+
+SCREENS = {
+    "hardware": keys_then_settle(),
+    "budget": keys_then_settle("ctrl+n"),
+    "task": keys_then_settle("ctrl+n", "ctrl+n"),
+    "recommendations": keys_then_settle("ctrl+n", "ctrl+n", "ctrl+n"),
+    "launch": keys_then_settle("ctrl+n", "ctrl+n", "ctrl+n", "enter"),
+    "progress": progress_replay,
+    "results": keys_then_settle("ctrl+r"),
+    "compare": keys_then_settle("ctrl+r", "space", "down", "space", "c"),
+    "report": keys_then_settle("ctrl+r", "slash", "t", "a", "s", "k", "=", "s", "m", "o", "k", "e", "enter", "r"),
+}
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("screen", SCREENS)
+def test_screen_snapshot(snap_root, snap_compare, screen, size):
+    assert snap_compare(new_app(), terminal_size=SIZES[size], run_before=SCREENS[screen])
