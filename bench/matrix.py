@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.metrics import config_hash
 from methods.errors import UserError, unknown
+from methods.yamlfile import first_error, load_validated
 
 MATRIX_DIR = Path(__file__).parent / "matrices"
 GRID_KEYS = ("stack", "model", "task", "seed")
@@ -155,19 +155,7 @@ def matrix_path(name_or_file: str) -> Path:
 
 
 def load(name_or_file: str) -> MatrixSpec:
-    path = matrix_path(name_or_file)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"matrix {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"matrix {path} must be a mapping with name, defaults and runs")
-    try:
-        return MatrixSpec(**data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise UserError(f"matrix {path}: '{loc}': {err['msg']}") from None
+    return load_validated(matrix_path(name_or_file), MatrixSpec, "matrix", "name, defaults and runs")
 
 
 def _set(target: dict, key: str, value) -> None:
@@ -245,8 +233,7 @@ def _validate(run: Run, where: str) -> None:
     except UserError as e:
         raise UserError(f"{where} ({run.stack}): {e}") from None
     except ValidationError as e:
-        err = e.errors()[0]
-        raise UserError(f"{where} ({run.stack}): '{'.'.join(map(str, err['loc']))}': {err['msg']}") from None
+        raise UserError(f"{where} ({run.stack}): {first_error(e)}") from None
 
 
 def frame(runs: list[Run]) -> pl.DataFrame:

@@ -18,11 +18,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from methods import check_combination, objective, parameterization
 from methods.errors import UserError
+from methods.yamlfile import first_error, load_validated
 
 STAGE_RE = re.compile(r"^([a-z_0-9]+):([a-z_0-9]+)$")
 DEFAULT_LR = {"full": 2e-5, "selective": 1e-4, "reparameterized": 2e-4, "quantized": 2e-4,
@@ -89,21 +89,7 @@ def parse_stack_string(text: str) -> list[StageSpec]:
 
 
 def load_stack_yaml(path: str | Path) -> StackSpec:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"stack file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"stack file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"stack file {path} must be a mapping with model, task and stages")
-    try:
-        return StackSpec(**data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise UserError(f"stack file {path}: '{loc}': {err['msg']}") from None
+    return load_validated(path, StackSpec, "stack file", "model, task and stages")
 
 
 def stage_hp(spec: StackSpec, stage: StageSpec) -> HyperParams:
@@ -112,9 +98,7 @@ def stage_hp(spec: StackSpec, stage: StageSpec) -> HyperParams:
     try:
         hp = HyperParams(**values)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise UserError(f"stage {stage.label}: bad hyper-parameter '{loc}': {err['msg']}") from None
+        raise UserError(f"stage {stage.label}: bad hyper-parameter {first_error(e)}") from None
     if hp.learning_rate is None:
         hp.learning_rate = DEFAULT_LR[parameterization(stage.method).family]
     return hp

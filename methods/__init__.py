@@ -9,7 +9,7 @@ import pkgutil
 
 from methods import registry
 
-_SKIP = {"registry", "errors"}
+_SKIP = {"registry", "errors", "yamlfile"}
 _loaded = False
 
 

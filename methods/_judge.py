@@ -10,21 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import yaml
-
 from methods.errors import UserError
+from methods.yamlfile import read_yaml
 
 DEFAULT = Path(__file__).parent / "constitutions" / "default.yaml"
 
 
 def load_constitution(path: str | Path | None = None) -> list[str]:
     path = Path(path) if path else DEFAULT
-    if not path.exists():
-        raise UserError(f"constitution file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"constitution {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    data = read_yaml(path, "constitution")
     principles = data.get("principles") if isinstance(data, dict) else None
     if not principles or not all(isinstance(p, str) and p.strip() for p in principles):
         raise UserError(f"constitution {path} needs a non-empty 'principles' list of strings")

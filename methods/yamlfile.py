@@ -1,0 +1,41 @@
+"""Reading user YAML files (stacks, matrices, constitutions) into validated models.
+
+Every failure — missing file, broken YAML, wrong shape, a bad field — is one UserError line
+naming the file and the field, never a traceback.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from methods.errors import UserError
+
+
+def first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"]) or "value"
+    return f"'{loc}': {err['msg']}"
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {path} does not exist")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise UserError(f"{what} {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+
+
+def load_validated(path: str | Path, cls: type[BaseModel], what: str, shape: str) -> BaseModel:
+    """``cls(**yaml)`` with one-line errors; ``shape`` says what the mapping must hold."""
+    data = read_yaml(path, what)
+    if not isinstance(data, dict):
+        raise UserError(f"{what} {path} must be a mapping with {shape}")
+    try:
+        return cls(**data)
+    except ValidationError as e:
+        raise UserError(f"{what} {path}: {first_error(e)}") from None
