@@ -7,7 +7,10 @@ lm-eval cannot load (bottleneck adapters, BitFit), because it takes the live mod
 """
 from __future__ import annotations
 
+import json
 import math
+import os
+from pathlib import Path
 
 import torch
 
@@ -80,3 +83,41 @@ def general_text_loss(model, limit: int = 32) -> float | None:
     if not is_prepared("general-text"):
         return None
     return general_loss(model, limit=limit)
+
+
+def baseline(model_dir: Path, kind: str, task: str, limit: int, compute):
+    """A before-training figure of an untouched model folder, computed once and cached.
+
+    Every run of a matrix that starts from the same base on the same task would otherwise
+    re-score the identical model (minutes of lm-eval on CPU). The key holds the folder, its
+    config's mtime and the prepared task's checksum, so a rebuilt model or task misses.
+    """
+    from filelock import FileLock
+
+    from bench.home import home
+    from bench.metrics import config_hash
+    from bench.taskdata import manifest
+
+    cfg = Path(model_dir) / "config.json"
+    key = config_hash({"model": str(Path(model_dir).resolve()), "mtime": cfg.stat().st_mtime_ns, "kind": kind,
+                       "task": task, "limit": limit, "data": (manifest(task) or {}).get("sha256")})
+    path = home() / "cache" / "baselines.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def read() -> dict:
+        try:
+            return json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    hit = read().get(key)
+    if hit is not None:
+        return tuple(hit) if isinstance(hit, list) else hit
+    value = compute()
+    with FileLock(str(path) + ".lock"):
+        data = read()
+        data[key] = value
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+    return value

@@ -25,7 +25,7 @@ from bench import taskdata
 from bench.home import home
 from bench.models import model_path
 from bench.progress import Progress
-from bench.quality import general_text_loss, task_loss, task_metric
+from bench.quality import baseline, general_text_loss, task_loss, task_metric
 from bench.stack import StackSpec, StageSpec, stage_hp, validate
 from methods import objective, parameterization
 from methods._common import trainable_counts
@@ -114,8 +114,12 @@ class StackRun:
     """Executes a validated StackSpec; see the module docstring."""
 
     def __init__(self, spec: StackSpec, out: Path, db: Path | None, events: str | None = None,
-                 matrix: str | None = None, run_id: str | None = None, quiet: bool = False):
+                 matrix: str | None = None, run_id: str | None = None, quiet: bool = False,
+                 save_steps: int | None = None, resume: bool = False):
         self.spec, self.out, self.db, self.matrix, self.run_id = spec, out, db, matrix, run_id
+        # save_steps: Trainer checkpoints every N steps in each stage's trainer/ folder; resume:
+        # keep the stages ``out`` already finished and continue the next from its last checkpoint.
+        self.save_steps, self.resume = save_steps, resume
         self.progress = Progress(events, quiet=quiet)
 
     def prepare_inputs(self) -> list[dict]:
@@ -149,6 +153,13 @@ class StackRun:
         records, current, reward_model_dir, status = [], base_dir, None, "ok"
         try:
             for i, (st, plan) in enumerate(zip(self.spec.stages, plans)):
+                if self.resume and self.finished(i, st):
+                    done = self.stage_dir(i, st)
+                    if objective(st.objective).head == "seq_cls":
+                        reward_model_dir = done / "reward_model"
+                    elif i < len(self.spec.stages) - 1:
+                        current = done / "merged"
+                    continue
                 rec, next_dir, rm_dir = self.run_stage(i, st, plan, current, reward_model_dir)
                 records.append(rec)
                 status = rec["status"]
@@ -161,6 +172,18 @@ class StackRun:
             self.progress.close(status)
         return records
 
+    def stage_dir(self, i: int, st: StageSpec) -> Path:
+        return self.out / f"stage{i}-{st.objective}-{st.method}"
+
+    def finished(self, i: int, st: StageSpec) -> bool:
+        """A stage whose outputs are all in place (what the next stage or the user reads)."""
+        d = self.stage_dir(i, st)
+        if not (d / "adapter").is_dir() or not any((d / "adapter").iterdir()):
+            return False
+        if objective(st.objective).head == "seq_cls":
+            return (d / "reward_model" / "config.json").exists()
+        return i == len(self.spec.stages) - 1 or (d / "merged" / "config.json").exists()
+
     def run_stage(self, i: int, st: StageSpec, plan: dict, model_dir: Path, reward_model_dir: Path | None):
         from bench.metrics import Meter, fingerprint
 
@@ -168,7 +191,7 @@ class StackRun:
         hp = plan["hp"]
         derived = par.run_defaults(hp.model_dump()) if par.run_defaults else {}
         ocfg, pcfg = obj.make_config(st.cfg), par.make_config({**derived, **st.method_cfg})
-        stage_dir = self.out / f"stage{i}-{obj.name}-{par.name}"
+        stage_dir = self.stage_dir(i, st)
         stage_dir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(hp.seed)
         payload = {"model": self.spec.model, "stack": self.spec.label, "stage_index": i, "stage": st.model_dump(),
@@ -191,14 +214,18 @@ class StackRun:
                 fmt = obj.data
                 causal = obj.head == "causal_lm"
                 loss_before = task_loss(model, tok, plan["eval"], fmt, hp.max_length) if causal else None
-                metric_before = task_metric(model, tok, plan["task"], hp.metric_limit) if causal else None
-                general_before = general_text_loss(model, hp.eval_limit) if causal and hp.eval_limit else None
+                metric_before = baseline(model_dir, "metric", plan["task"], hp.metric_limit, lambda: task_metric(
+                    model, tok, plan["task"], hp.metric_limit)) if causal and hp.metric_limit else None
+                general_before = baseline(model_dir, "general", "general-text", hp.eval_limit, lambda: general_text_loss(
+                    model, hp.eval_limit)) if causal and hp.eval_limit else None
+                torch.manual_seed(hp.seed)  # lm-eval reseeds the global RNGs; cached baselines skip it
                 model = par.apply(model, pcfg)
                 trainable, _ = trainable_counts(model)
                 extra = self._extra_models(hp, reward_model_dir, model_dir, obj.name, plan["task"])
                 ctx = StageContext(model=model, tokenizer=tok, train=plan["train"], eval=plan["eval"],
                                    hp=hp.model_dump(), config=ocfg, out_dir=stage_dir, parameterization=par.name,
                                    callbacks=[self.progress.callback(), *step_hooks(par, model)], extra={**extra, "checker": plan["checker"]},
+                                   save_steps=self.save_steps, resume=self.resume,
                                    emit=lambda e: self.progress.step(e["step"], e.get("loss"), e.get("tokens", 0),
                                                                      e.get("step_time_s")))
                 result = obj.train(ctx)
