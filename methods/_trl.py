@@ -33,6 +33,8 @@ class StageContext:
     callbacks: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)
     emit: Callable[[dict], None] = lambda event: None
+    save_steps: int | None = None  # Trainer checkpoints every N steps in out_dir/trainer (for resume)
+    resume: bool = False  # continue from the last complete checkpoint there, if any
 
 
 def on_gpu() -> bool:
@@ -52,7 +54,9 @@ def trl_args(cls, ctx: StageContext, **overrides):
         lr_scheduler_type="constant",
         warmup_steps=0,
         logging_steps=1,
-        save_strategy="no",
+        save_strategy="steps" if ctx.save_steps else "no",
+        save_steps=ctx.save_steps or 500,
+        save_total_limit=2,
         eval_strategy="no",
         report_to=[],
         seed=int(hp["seed"]),
@@ -64,6 +68,7 @@ def trl_args(cls, ctx: StageContext, **overrides):
         disable_tqdm=True,
         dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding",
+        ddp_find_unused_parameters=False,  # under `accelerate launch` (DDP); ignored in one process
     )
     fields = cls.__dataclass_fields__
     if "max_length" in fields:
@@ -114,6 +119,13 @@ def count_tokens(trainer) -> None:
     trainer._prepare_inputs = prepare_inputs
 
 
+def last_checkpoint(folder: str | Path) -> str | None:
+    """The newest complete ``checkpoint-N`` (the Trainer writes trainer_state.json last)."""
+    done = [p for p in Path(folder).glob("checkpoint-*")
+            if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()]
+    return str(max(done, key=lambda p: int(p.name.split("-")[-1]))) if done else None
+
+
 def run_trainer(trainer, ctx: StageContext) -> dict:
     """Train, then return the figures every objective reports."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -122,7 +134,7 @@ def run_trainer(trainer, ctx: StageContext) -> dict:
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     count_tokens(trainer)
-    out = trainer.train()
+    out = trainer.train(resume_from_checkpoint=last_checkpoint(trainer.args.output_dir) if ctx.resume else None)
     state = trainer.state
     losses = [h["loss"] for h in state.log_history if "loss" in h]
     return {

@@ -1,8 +1,22 @@
-"""``tunebench train``: run one stage or a stack and record one result per stage."""
+"""``tunebench train``: run one stage or a stack and record one result per stage.
+
+    tunebench train --stack sft:lora --model tiny-llama --task smoke --max-steps 3
+    tunebench train --stack sft:lora --model smollm2-135m --task gsm-symbolic --save-steps 50 --out /tmp/run
+    tunebench train --resume --out /tmp/run                  # after a kill: continue from the last checkpoint
+    tunebench train --stack sft:lora --model tiny-llama --task smoke --launcher accelerate --num-processes 2
+
+``--launcher accelerate`` re-runs this same command under ``accelerate launch`` (DDP; on a CPU
+machine over gloo, see docs/scale-out.md). Every rank trains; only rank 0 writes ``--out`` and
+the result record; the other ranks work in a scratch folder and write their progress events
+to ``EVENTS.rank<N>``.
+"""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from advisor.cli import add_command
@@ -11,7 +25,11 @@ from methods.errors import UserError
 EXAMPLES = """  tunebench train --stack sft:lora --model tiny-llama --task smoke --max-steps 3
   tunebench train --stack "cpt:full,sft:lora,dpo:lora" --model tiny-llama --task smoke --max-steps 3 --out /tmp/run
   tunebench train --stack sft:qlora --model smollm2-135m --task gsm-symbolic --hp learning_rate=2e-4 --cfg completion_only_loss=true
-  tunebench train stack.yaml --db ~/tb-db"""
+  tunebench train stack.yaml --db ~/tb-db
+  tunebench train --stack sft:lora --model smollm2-135m --task smoke --save-steps 20 --out /tmp/r   # then, if killed:
+  tunebench train --resume --out /tmp/r
+  tunebench train --stack sft:lora --model tiny-llama --task smoke --launcher accelerate --num-processes 2"""
+LAUNCHED = "TUNEBENCH_LAUNCHED"  # set in the ranks started by --launcher, so they do not launch again
 
 
 def register(sub):
@@ -34,6 +52,14 @@ def register(sub):
     p.add_argument("--db", type=Path, help="results database folder (default: TUNEBENCH_HOME/db)")
     p.add_argument("--no-db", action="store_true", help="do not record results")
     p.add_argument("--events", help="append JSON-lines progress events to this file")
+    p.add_argument("--save-steps", type=int, help="write a Trainer checkpoint every N steps into each stage's "
+                                                  "output folder (keeps the last 2), so --resume can continue")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out: finished stages are kept, "
+                                                         "the next resumes from its last checkpoint")
+    p.add_argument("--launcher", choices=["accelerate"], help="run under `accelerate launch` (multi-GPU DDP, or "
+                                                              "CPU ranks over gloo)")
+    p.add_argument("--num-processes", type=int, help="processes for --launcher accelerate (default: the GPU count, "
+                                                     "2 without GPUs)")
     p.add_argument("--matrix", help=argparse_hidden())
     p.add_argument("--run-id", help=argparse_hidden())
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -81,6 +107,8 @@ def build_spec(args):
         if args.stack:
             raise UserError("give either a stack YAML file or --stack, not both")
         spec = load_stack_yaml(args.file)
+    elif args.resume and not args.stack:
+        spec = load_stack_yaml(resume_file(args.out))
     else:
         missing = [f for f, v in (("--stack", args.stack), ("--model", args.model), ("--task", args.task)) if not v]
         if missing:
@@ -118,18 +146,113 @@ def check_out(out: Path, force: bool) -> None:
         raise UserError(f"--out {out} is not writable")
 
 
+def resume_file(out: Path | None) -> Path:
+    if out is None:
+        raise UserError("--resume needs --out: the folder of the run to continue")
+    path = out / "stack.json"
+    if not path.is_file():
+        raise UserError(f"--resume: {path} does not exist; --out must be the folder of an earlier run")
+    return path
+
+
+def check_resume(out: Path, spec) -> None:
+    """--resume continues the very same stack; a changed one would mix two runs in one folder."""
+    from bench.stack import load_stack_yaml
+
+    before = load_stack_yaml(resume_file(out))
+    if before.model_dump() != spec.model_dump():
+        raise UserError(f"--resume: the stack differs from the one in {out / 'stack.json'}; "
+                        "resume with the same arguments (or none) or start a new --out")
+
+
+def check_scale_out(args) -> None:
+    if args.resume and args.out is None:
+        raise UserError("--resume needs --out: the folder of the run to continue")
+    if args.save_steps is not None and args.save_steps < 1:
+        raise UserError(f"--save-steps must be >= 1, got {args.save_steps}")
+    if args.num_processes is not None:
+        if not args.launcher:
+            raise UserError("--num-processes needs --launcher accelerate")
+        if args.num_processes < 1:
+            raise UserError(f"--num-processes must be >= 1, got {args.num_processes}")
+    if args.launcher and (args.resume or args.save_steps):
+        raise UserError("--save-steps/--resume run in one process; drop --launcher to use them")
+
+
+def check_paths(db: Path | None, events: str | None) -> None:
+    if db is not None and db.exists() and not db.is_dir():
+        raise UserError(f"--db {db} is not a folder")
+    if events and not Path(events).parent.is_dir():
+        raise UserError(f"--events {events}: folder {Path(events).parent} does not exist")
+
+
+def launch(args, out: Path) -> int:
+    """Run this same command under ``accelerate launch`` (an argument list, never a shell)."""
+    import torch
+
+    gpus = torch.cuda.device_count()
+    n = args.num_processes or (gpus if gpus > 1 else 2)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(n), "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no"]
+    if n > 1:  # DDP: NCCL across GPUs; without GPUs, CPU ranks over gloo (the Trainer runs with use_cpu)
+        cmd.append("--multi_gpu")
+    # `--cpu` alone would silently start ONE process (FACTS.md); --multi_gpu with use_cpu starts n.
+    cmd += ["-m", "advisor.cli", *args.argv, "--out", str(out)]
+    env = {**os.environ, LAUNCHED: "1"}
+    if not gpus:
+        env.setdefault("CUDA_VISIBLE_DEVICES", "")
+    return subprocess.run(cmd, env=env).returncode
+
+
+def log_rank(events: str | None) -> None:
+    """One ``ddp`` event per rank (its rank, world size and backend), proof that DDP really ran."""
+    import json
+
+    import torch.distributed as dist
+
+    if events and dist.is_available() and dist.is_initialized():
+        with open(events, "a") as fh:
+            fh.write(json.dumps({"event": "ddp", "rank": dist.get_rank(), "world_size": dist.get_world_size(),
+                                 "backend": dist.get_backend()}) + "\n")
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
 def run(args):
     from bench.home import default_db
     from bench.stack import validate
     from bench.train import StackRun, default_out
 
+    check_scale_out(args)
     spec = build_spec(args)
     validate(spec)
     out = args.out or default_out()
-    check_out(out, args.force)
     db = None if args.no_db else (args.db or default_db())
-    records = StackRun(spec, out, db, events=args.events, matrix=args.matrix, run_id=args.run_id,
-                       quiet=args.quiet).run()
+    check_paths(db, args.events)
+    launched = os.environ.get(LAUNCHED) == "1"
+    if args.resume:
+        check_resume(out, spec)
+    elif not launched:
+        check_out(out, args.force)
+    if args.launcher and not launched:
+        return launch(args, out)
+    scratch = None
+    if rank() > 0:  # only rank 0 writes outputs and records; the others train in a scratch folder
+        scratch = out = Path(tempfile.mkdtemp(prefix=f"tunebench-rank{rank()}-"))
+        db, args.quiet = None, True
+        args.events = f"{args.events}.rank{rank()}" if args.events else None
+    try:
+        records = StackRun(spec, out, db, events=args.events, matrix=args.matrix, run_id=args.run_id,
+                           quiet=args.quiet, save_steps=args.save_steps, resume=args.resume).run()
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+    if launched:
+        log_rank(args.events)
+    if rank() > 0:
+        return 0 if records and all(r["status"] == "ok" for r in records) else 1
     for r in records:
         tps = f"{r['tokens_per_s']:.0f} tok/s" if r.get("tokens_per_s") else "-"
         loss = f"{r['train_loss']:.4f}" if r.get("train_loss") is not None else "-"
