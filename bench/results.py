@@ -4,10 +4,12 @@
     python -m bench.results DIR           # prints the frame and any damaged files
 
 Writing: ``write_record(db, record)`` validates the record against ``bench.schema``, writes it
-to a hidden temp file in the same directory, fsyncs it, and hard-links it to
-``<run_id>.parquet``. ``link`` fails if the name exists, so a record is never overwritten and
-two writers of the same run id cannot both win; a SIGKILL at any moment leaves either no file
-or a complete one (plus at worst a hidden ``.tmp`` file that readers ignore).
+to an unnamed file in the same directory (Linux ``O_TMPFILE``; elsewhere a hidden temp file),
+fsyncs it, and hard-links it to ``<run_id>.parquet``. ``link`` fails if the name exists, so a
+record is never overwritten and two writers of the same run id cannot both win; a SIGKILL at
+any moment leaves either no file or a complete one (an unnamed file vanishes with its writer;
+the fallback may leave a hidden ``.tmp`` file that readers ignore). ``tunebench bench stress``
+measures this.
 
 Reading: ``read_runs(db)`` reads every file on its own (one corrupt file breaks a glob scan,
 see FACTS.md), reports damaged ones in one line each and returns the rest as one typed frame.
@@ -77,7 +79,39 @@ def _publish(tmp: Path, target: Path) -> None:
     tmp.unlink()
 
 
+def _write_frame_unnamed(frame: pl.DataFrame, target: Path) -> bool:
+    """Write into an O_TMPFILE (no name until linked: a killed writer leaves nothing behind).
+
+    Returns False where the OS or filesystem has no O_TMPFILE or /proc; the caller falls back.
+    """
+    try:
+        fd = os.open(target.parent, os.O_TMPFILE | os.O_WRONLY, 0o644)
+    except (AttributeError, OSError):
+        return False
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            frame.write_parquet(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+            try:  # a dir fd makes os.link use linkat(AT_SYMLINK_FOLLOW), which names the open file
+                os.link(f"/proc/self/fd/{fh.fileno()}", target.name, dst_dir_fd=dir_fd)
+            except FileExistsError:  # another writer got there first
+                raise
+            except OSError:
+                return False
+        try:
+            os.fsync(dir_fd)
+        except OSError:
+            pass
+    finally:
+        os.close(dir_fd)
+    return True
+
+
 def _write_frame_atomic(frame: pl.DataFrame, target: Path) -> None:
+    if _write_frame_unnamed(frame, target):
+        return
     fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=target.parent)
     tmp = Path(name)
     try:

@@ -1,8 +1,10 @@
-"""``tunebench bench run|list|tune|overhead``: run matrices, search learning rates, measure overhead.
+"""``tunebench bench run|list|tune|overhead|stress``: run matrices, search learning rates, measure overhead
+and crash safety.
 
     tunebench bench run --matrix smoke --db /tmp/tb-db
     tunebench bench tune --method lora --objective sft --task smoke --model tiny-llama --trials 6
     tunebench bench overhead --model tiny-llama --steps 20
+    tunebench bench stress --kills 6 --writers 8 --records 100
 """
 from __future__ import annotations
 
@@ -78,6 +80,20 @@ def register(sub):
     o.add_argument("--max-length", type=int, default=64)
     o.add_argument("--json", action="store_true")
     o.set_defaults(func=overhead)
+
+    st = add_command(s, "stress", "kill real runs at random moments and race concurrent writers; print records "
+                                  "lost, corrupt and partial (exit 1 if any)",
+                     "  tunebench bench stress\n  tunebench bench stress --kills 10 --writers 8 --records 100 --json\n"
+                     "  tunebench bench stress --kills 0 --writers 16 --records 500 --db /tmp/stress")
+    st.add_argument("--kills", type=int, default=6, help="kill trials: half SIGKILL a real tiny-llama training "
+                                                         "run, half a process mid-write (default 6)")
+    st.add_argument("--writers", type=int, default=8, help="concurrent writer processes (default 8)")
+    st.add_argument("--records", type=int, default=100, help="records per writer (default 100)")
+    st.add_argument("--db", type=Path, help="empty or new folder for the stress databases (default: a temp folder, "
+                                            "removed afterwards)")
+    st.add_argument("--seed", type=int, help="seed for the kill moments (default: random)")
+    st.add_argument("--json", action="store_true", help="print the figures as JSON")
+    st.set_defaults(func=stress)
 
 
 def _db(args) -> Path:
@@ -185,6 +201,10 @@ def list_matrices(args):
 def tune(args):
     from bench.tune import tune as search
 
+    if args.max_steps < 1:
+        raise UserError(f"--max-steps must be >= 1, got {args.max_steps}")
+    if args.timeout <= 0:
+        raise UserError(f"--timeout must be > 0 seconds, got {args.timeout}")
     entry = search(args.method, args.objective, args.task, args.model, args.trials, storage=args.storage,
                    max_steps=args.max_steps, seed=args.seed, db=args.db, hp=args.hp, timeout_s=args.timeout,
                    log=(lambda *_: None) if args.json else print)
@@ -196,11 +216,52 @@ def tune(args):
     return 0
 
 
+def stress(args):
+    import shutil
+    import tempfile
+
+    from bench.stress import failed, stress as run_stress
+
+    for flag, value, lo in (("--kills", args.kills, 0), ("--writers", args.writers, 1), ("--records", args.records, 1)):
+        if value < lo:
+            raise UserError(f"{flag} must be >= {lo}, got {value}")
+    if args.writers > 256 or args.records > 100_000:
+        raise UserError("--writers must be <= 256 and --records <= 100000")
+    if args.db and args.db.exists() and (not args.db.is_dir() or any(args.db.iterdir())):
+        raise UserError(f"--db {args.db} must be a new or empty folder (stress writes test records into it)")
+    db = args.db or Path(tempfile.mkdtemp(prefix="tunebench-stress-"))
+    try:
+        figures = run_stress(db, kills=args.kills, writers=args.writers, records=args.records, seed=args.seed,
+                             log=(lambda *_: None) if args.json else print)
+    finally:
+        if not args.db:
+            shutil.rmtree(db, ignore_errors=True)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        k, w = figures["kills"], figures["writers"]
+        t = Table(title="results store under stress")
+        for col in ("test", "trials / records", "lost", "corrupt", "partial", "note"):
+            t.add_column(col, justify="left" if col in ("test", "note") else "right")
+        phases = ", ".join(sorted({d["phase"].split(" (step")[0] for d in k["detail"]}))
+        t.add_row("SIGKILL train runs + writers", f"{k['trials']} ({k['train']} train, {k['writer']} writer)", "-",
+                  str(k["corrupt"]), str(k["partial"]), f"{k['records_left']} records readable; killed in: {phases}")
+        t.add_row(f"{w['writers']} concurrent writers", f"{w['written']} written", str(w["lost"]), str(w["corrupt"]),
+                  str(w["partial"]), f"{w['read_back']} read back, {w['records_per_s']:.0f} records/s")
+        Console().print(t)
+    return 1 if failed(figures) else 0
+
+
 def overhead(args):
     from bench.overhead import compare
 
     if args.steps < 3:
         raise UserError(f"--steps must be >= 3 (the first step is warm-up), got {args.steps}")
+    if args.batch_size < 1 or args.max_length < 8:
+        raise UserError(f"--batch-size must be >= 1 and --max-length >= 8, got {args.batch_size} and {args.max_length}")
     res = compare(args.model, args.method, args.task, args.steps, args.batch_size, args.max_length)
     if args.json:
         print(json.dumps(res, indent=2))

@@ -1,0 +1,225 @@
+"""Crash-safety figures for the results store: kill real runs at random moments, race many writers.
+
+    tunebench bench stress                          # 3 train kills, 3 writer kills, 8 writers x 100 records
+    tunebench bench stress --kills 10 --writers 8 --records 100 --db /tmp/stress-db
+
+Kill trials. Half start a real ``tunebench train`` (tiny-llama, sft:lora, smoke task) into the
+stress DB and SIGKILL its process group at a random moment: during start-up, during training
+(after a random number of steps), or after the last step, while it evaluates, saves and writes
+its record. The other half SIGKILL a process that does nothing but write large records, so the
+kill lands inside ``write_record`` almost every time. After each kill the DB is checked:
+
+- corrupt: a ``*.parquet`` file that ``read_runs`` rejects (truncated, garbage, wrong columns);
+- partial: a leftover temp file (``.*.tmp``) or any other file that is not a published record.
+
+Concurrent writers: W processes each write R records with distinct run ids at the same time;
+``lost`` = records a writer reported written but the DB cannot read back.
+
+A benchmark prints figures, it does not assert them: the command exits 1 when anything was lost,
+corrupt or partial, and ``tests/bench/test_stress.py`` runs a small version.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench.results import read_runs, record_files, write_record
+
+TRAIN_STEPS = 120  # enough optimizer steps (~0.05 s each on tiny-llama) for a kill to land mid-training
+STARTUP_LIMIT_S = 180
+
+
+@dataclass
+class Trial:
+    kind: str            # "train" or "writer"
+    target: str          # the phase aimed at: startup, training, finishing, write
+    phase: str = ""      # the phase the process was in when killed (from its events / the DB)
+    killed_after_s: float = 0.0
+    records: int = 0     # readable records it left
+    corrupt: list[str] = field(default_factory=list)
+    partial: list[str] = field(default_factory=list)
+
+
+def db_damage(db: Path) -> tuple[list[str], list[str]]:
+    """(corrupt record files, partial/leftover files) in ``db``."""
+    corrupt: list[str] = []
+    read_runs(db, on_damaged=lambda p, m: corrupt.append(p.name))
+    published = {p.name for p in record_files(db)}
+    partial = sorted(p.name for p in db.iterdir() if p.name not in published) if db.is_dir() else []
+    return corrupt, partial
+
+
+def _events(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass  # the line being written when the process died
+    return out
+
+
+def _steps(events: list[dict]) -> int:
+    return sum(1 for e in events if e.get("event") == "step")
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _wait(cond, proc: subprocess.Popen, limit_s: float, poll_s: float = 0.01) -> bool:
+    """Poll until ``cond()`` or the process exits; True if the condition was met."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        if proc.poll() is not None:
+            return cond()
+        time.sleep(poll_s)
+    return False
+
+
+def train_kill(db: Path, work: Path, target: str, rng: random.Random) -> Trial:
+    """Start a real training run and SIGKILL it in the ``target`` phase (at a random moment in it)."""
+    events, out = work / "events.jsonl", work / "out"
+    argv = [sys.executable, "-m", "advisor.cli", "train", "--stack", "sft:lora", "--model", "tiny-llama",
+            "--task", "smoke", "--max-steps", str(TRAIN_STEPS), "--hp", "batch_size=2", "--hp", "max_length=32",
+            "--hp", "eval_limit=8", "--db", str(db), "--out", str(out), "--events", str(events), "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    t0 = time.monotonic()
+    before = len(record_files(db))
+    with open(work / "train.log", "wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=env)
+    if target == "startup":
+        _wait(lambda: False, proc, rng.uniform(0.5, 8.0))
+    elif target == "training":
+        n = rng.randint(1, TRAIN_STEPS - 10)
+        _wait(lambda: _steps(_events(events)) >= n, proc, STARTUP_LIMIT_S)
+    else:  # finishing: after the last step, a random moment inside eval + save + record write
+        _wait(lambda: _steps(_events(events)) >= TRAIN_STEPS, proc, STARTUP_LIMIT_S, poll_s=0.002)
+        time.sleep(rng.uniform(0.0, 0.6))
+    killed_after = time.monotonic() - t0
+    finished = proc.poll() is not None
+    _kill(proc)
+    evs = _events(events)
+    after = len(record_files(db))
+    if after > before:
+        phase = "record written" if not finished else "exited before the kill"
+    elif not _steps(evs):
+        phase = "startup"
+    elif _steps(evs) < TRAIN_STEPS:
+        phase = f"training (step {_steps(evs)})"
+    else:
+        phase = "finishing (eval/save/write)"
+    return Trial("train", target, phase, killed_after, after - before)
+
+
+WRITE_LOOP = """
+import sys, uuid
+from bench.results import write_record
+big = "x" * 200_000  # a large error text makes each write take a while
+while True:
+    write_record(sys.argv[1], {"status": "error", "run_id": "stress-" + uuid.uuid4().hex, "error": big})
+"""
+
+
+def writer_kill(db: Path, rng: random.Random) -> Trial:
+    """SIGKILL a process that writes records back to back: the kill lands inside a write."""
+    t0 = time.monotonic()
+    before = len(record_files(db))
+    proc = subprocess.Popen([sys.executable, "-c", WRITE_LOOP, str(db)], start_new_session=True,
+                            stdin=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    _wait(lambda: len(record_files(db)) > before, proc, 60)
+    time.sleep(rng.uniform(0.05, 0.5))
+    killed_after = time.monotonic() - t0
+    _kill(proc)
+    return Trial("writer", "write", "writing records", killed_after, len(record_files(db)) - before)
+
+
+def _writer(db: str, worker: int, n: int, done) -> None:
+    written = 0
+    for i in range(n):
+        write_record(db, {"status": "ok", "run_id": f"w{worker}-{i}", "seed": i, "hyperparams": json.dumps({"i": i})})
+        written += 1
+    done.put((worker, written))
+
+
+def concurrent_writers(db: Path, writers: int, records: int) -> dict:
+    """``writers`` processes write ``records`` each at once; count what reads back."""
+    ctx = mp.get_context("spawn")
+    done = ctx.Queue()
+    procs = [ctx.Process(target=_writer, args=(str(db), w, records, done)) for w in range(writers)]
+    t0 = time.monotonic()
+    for p in procs:
+        p.start()
+    reported = {}
+    for _ in procs:
+        worker, n = done.get(timeout=600)
+        reported[worker] = n
+    for p in procs:
+        p.join(60)
+    wall = time.monotonic() - t0
+    corrupt: list[str] = []
+    df = read_runs(db, on_damaged=lambda p, m: corrupt.append(p.name))
+    ids = set(df["run_id"].to_list())
+    expected = {f"w{w}-{i}" for w, n in reported.items() for i in range(n)}
+    _, partial = db_damage(db)
+    return {"writers": writers, "records_each": records, "written": sum(reported.values()),
+            "read_back": len(ids & expected), "lost": len(expected - ids), "corrupt": len(corrupt),
+            "partial": len(partial), "failed_writers": sum(1 for p in procs if p.exitcode != 0),
+            "wall_s": wall, "records_per_s": sum(reported.values()) / wall if wall > 0 else None}
+
+
+def stress(db: Path, kills: int = 6, writers: int = 8, records: int = 100, seed: int | None = None,
+           log=print) -> dict:
+    """Run the kill trials and the concurrent-writer race in ``db``; return the figures."""
+    rng = random.Random(seed)
+    db.mkdir(parents=True, exist_ok=True)
+    kill_db, race_db, work = db / "kills", db / "writers", db / "work"
+    for d in (kill_db, race_db, work):
+        d.mkdir(parents=True, exist_ok=True)
+    trials: list[Trial] = []
+    targets = ["startup", "training", "finishing"]
+    n_train = (kills + 1) // 2
+    for k in range(kills):
+        if k < n_train:
+            trial_dir = work / f"train{k}"
+            trial_dir.mkdir()
+            trial = train_kill(kill_db, trial_dir, targets[k % len(targets)], rng)
+        else:
+            trial = writer_kill(kill_db, rng)
+        trial.corrupt, trial.partial = db_damage(kill_db)
+        trials.append(trial)
+        log(f"kill {k + 1}/{kills}: {trial.kind:6} aimed at {trial.target:9} killed after {trial.killed_after_s:5.1f} s "
+            f"in {trial.phase}; corrupt {len(trial.corrupt)}, partial {len(trial.partial)}")
+    corrupt, partial = db_damage(kill_db)
+    race = concurrent_writers(race_db, writers, records) if writers else None
+    return {
+        "db": str(db),
+        "kills": {"trials": len(trials), "train": n_train if kills else 0, "writer": kills - n_train if kills else 0,
+                  "records_left": len(record_files(kill_db)), "corrupt": len(corrupt), "partial": len(partial),
+                  "corrupt_files": corrupt, "partial_files": partial, "detail": [asdict(t) for t in trials]},
+        "writers": race,
+    }
+
+
+def failed(figures: dict) -> bool:
+    k, w = figures["kills"], figures["writers"] or {}
+    return bool(k["corrupt"] or k["partial"] or w.get("lost") or w.get("corrupt") or w.get("partial")
+                or w.get("failed_writers"))
+
