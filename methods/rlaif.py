@@ -12,7 +12,7 @@ Where the task carries gold preference pairs, the judge's agreement with them is
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from methods._judge import ConstitutionJudge, load_constitution
 from methods._trl import StageContext, as_chat, dataset, run_trainer, trl_args
@@ -28,6 +28,14 @@ class RLAIFSettings(BaseModel):
     beta: float = Field(default=0.1, gt=0)
     max_new_tokens: int = Field(default=16, ge=1)
     num_generations: int = Field(default=4, ge=2, description="online mode: group size")
+
+    @field_validator("constitution")
+    @classmethod
+    def _readable(cls, path: str | None) -> str | None:
+        # A missing or malformed constitution is bad input: report it before anything trains.
+        if path is not None:
+            load_constitution(path)
+        return path
 
 
 @torch.no_grad()

@@ -39,11 +39,27 @@ def register(sub):
     p.set_defaults(func=run)
 
 
+def check_numbers(args) -> None:
+    from methods.errors import UserError
+
+    for flag, value in (("--budget-hours", args.budget_hours), ("--budget-usd", args.budget_usd)):
+        if value is not None and not value > 0:
+            raise UserError(f"{flag} must be > 0, got {value:g}")
+    for flag, value in (("--top", args.top), ("--num-gpus", args.num_gpus), ("--seq-len", args.seq_len)):
+        if value < 1:
+            raise UserError(f"{flag} must be >= 1, got {value}")
+    for flag, value in (("--corpus-tokens", args.corpus_tokens), ("--pairs", args.pairs),
+                        ("--preferences", args.preferences)):
+        if value < 0:
+            raise UserError(f"{flag} must be >= 0, got {value:g}")
+
+
 def run(args):
     from advisor.catalogs import gpu
     from advisor.ranking import Profile, advise
     from bench.home import default_db
 
+    check_numbers(args)
     db = Path(args.db).expanduser() if args.db else default_db()
     profile = Profile(
         goal=args.goal, gpu=gpu(args.gpu), num_gpus=args.num_gpus, budget_hours=args.budget_hours,

@@ -148,7 +148,10 @@ def export(args):
     if not out.parent.is_dir():
         raise UserError(f"--out {out}: folder {out.parent} does not exist")
     df = _read(_db(args))
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror or e}") from None
     os.close(fd)
     try:
         if ext == ".parquet":

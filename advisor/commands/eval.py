@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from advisor.cli import add_command
+from methods.errors import UserError
 
 
 def register(sub):
@@ -34,6 +35,8 @@ def run(args):
     from bench.taskdata import get_task
 
     get_task(args.task)  # an unknown task fails before a model is loaded
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     res = evaluate(args.model, args.task, adapter_dir=args.adapter, limit=args.limit, batch_size=args.batch_size)
     res |= {"model": args.model, "adapter": args.adapter}
     if args.json:

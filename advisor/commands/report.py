@@ -21,13 +21,26 @@ def register(sub):
     p.add_argument("--task", help="only records on this task")
     p.add_argument("--model", help="only records of this model")
     p.add_argument("--format", default="md,html", help="comma-separated: md, html (default: md,html)")
+    p.add_argument("--force", action="store_true", help="replace a report already in --out")
     p.set_defaults(func=run)
+
+
+def check_out(out: Path, force: bool) -> None:
+    """An earlier report in --out is a result too: replace it only when asked."""
+    from methods.errors import UserError
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder")
+    old = [p.name for p in (out / "comparison.md", out / "comparison.html", out / "plots") if p.exists()]
+    if old and not force:
+        raise UserError(f"--out {out} already holds a report ({', '.join(old)}); pass --force to replace it")
 
 
 def run(args):
     from reports.report import build_report, parse_formats
 
     formats = parse_formats(args.format)
+    check_out(Path(args.out), args.force)
     for path in build_report(args.db, args.out, args.hardware, args.task, args.model, formats):
         print(path)
     return 0
