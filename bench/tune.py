@@ -93,6 +93,23 @@ def trial_value(db: Path, run_id: str) -> tuple[float | None, dict | None]:
     return (float(value) if value is not None and math.isfinite(value) else None), rec
 
 
+def open_study(optuna, name: str, storage: str, attempts: int = 5):
+    """Create or load the shared study. Workers that start together on a new database race to
+    create its tables ("table ... already exists", "database is locked"): the losers retry."""
+    import random
+    import time
+
+    for attempt in range(attempts):
+        try:
+            return optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True)
+        except Exception as e:  # a bad URL, an unreachable database, or a lost creation race
+            text = str(e)
+            racing = any(m in text for m in ("already exists", "database is locked", "UNIQUE constraint"))
+            if not racing or attempt == attempts - 1:
+                raise UserError(f"cannot open Optuna storage {storage}: {text.splitlines()[0]}") from None
+            time.sleep(0.2 + random.random() * (attempt + 1))
+
+
 def tune(method: str, objective: str, task: str, model: str, trials: int, *, storage: str | None = None,
          max_steps: int = 20, seed: int = 0, db: Path | None = None, hp: list[str] | None = None,
          timeout_s: float = 3600, log=print) -> dict:
@@ -110,10 +127,7 @@ def tune(method: str, objective: str, task: str, model: str, trials: int, *, sto
     lo, hi = lr_range(method)
     name = f"lr|{model}|{stage}|{task}|steps{max_steps}|seed{seed}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True)
-    except Exception as e:  # a bad URL or an unreachable database
-        raise UserError(f"cannot open Optuna storage {storage}: {str(e).splitlines()[0]}") from None
+    study = open_study(optuna, name, storage)
     out_root = home() / "runs" / "tune"
     out_root.mkdir(parents=True, exist_ok=True)
 

@@ -244,14 +244,15 @@ def stress(args):
 
         k, w = figures["kills"], figures["writers"]
         t = Table(title="results store under stress")
-        for col in ("test", "trials / records", "lost", "corrupt", "partial", "note"):
-            t.add_column(col, justify="left" if col in ("test", "note") else "right")
-        phases = ", ".join(sorted({d["phase"].split(" (step")[0] for d in k["detail"]}))
-        t.add_row("SIGKILL train runs + writers", f"{k['trials']} ({k['train']} train, {k['writer']} writer)", "-",
-                  str(k["corrupt"]), str(k["partial"]), f"{k['records_left']} records readable; killed in: {phases}")
-        t.add_row(f"{w['writers']} concurrent writers", f"{w['written']} written", str(w["lost"]), str(w["corrupt"]),
-                  str(w["partial"]), f"{w['read_back']} read back, {w['records_per_s']:.0f} records/s")
+        for col in ("test", "records read", "lost", "corrupt", "partial"):
+            t.add_column(col, justify="left" if col == "test" else "right")
+        t.add_row(f"SIGKILL: {k['train']} train runs, {k['writer']} writers", str(k["records_left"]), "-",
+                  str(k["corrupt"]), str(k["partial"]))
+        t.add_row(f"{w['writers']} writers x {w['records_each']} records", f"{w['read_back']}/{w['written']}",
+                  str(w["lost"]), str(w["corrupt"]), str(w["partial"]))
         Console().print(t)
+        phases = ", ".join(sorted({d["phase"].split(" (step")[0] for d in k["detail"] if d["kind"] == "train"}))
+        print(f"train runs killed in: {phases or '-'}; writers wrote {w['records_per_s']:.0f} records/s")
     return 1 if failed(figures) else 0
 
 
