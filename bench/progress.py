@@ -88,23 +88,39 @@ class Progress:
 
 
 class _TrainerProgress(TrainerCallback):
-    """Feeds HF/TRL trainer steps into Progress (tokens = non-padding input tokens seen)."""
+    """Feeds HF/TRL trainer steps into Progress (tokens = non-padding input tokens seen).
+
+    The trainer logs a step's loss just after ``on_step_end``, so the step is held until its
+    ``on_log`` (or the end of training) to report the loss of that same step.
+    """
 
     def __init__(self, progress: Progress):
         self.p = progress
         self.seen = 0
         self.loss = None
+        self.pending = None
 
     def on_train_begin(self, args, state, control, **kw):
-        self.p.last_time = __import__("time").perf_counter()
+        self.p.last_time = time.perf_counter()
         self.seen = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+
+    def on_step_end(self, args, state, control, **kw):
+        now = time.perf_counter()
+        seen = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+        self._flush()
+        self.pending = (state.global_step, seen - self.seen, now - self.p.last_time)
+        self.seen, self.p.last_time = seen, now
 
     def on_log(self, args, state, control, logs=None, **kw):
         if logs and "loss" in logs:
             self.loss = float(logs["loss"])
-            self.p.last_loss = self.loss
+        self._flush()
 
-    def on_step_end(self, args, state, control, **kw):
-        seen = int(getattr(state, "num_input_tokens_seen", 0) or 0)
-        self.p.step(state.global_step, self.loss, seen - self.seen)
-        self.seen = seen
+    def on_train_end(self, args, state, control, **kw):
+        self._flush()
+
+    def _flush(self):
+        if self.pending:
+            step, tokens, dt = self.pending
+            self.pending = None
+            self.p.step(step, self.loss, tokens, step_time=dt)
