@@ -277,3 +277,56 @@ def test_catalog_covers_every_command():
     covered = {next(a for a in c[1] if not a.startswith("@")) for c in CASES}
     assert commands - {"tui"} <= covered | {"tui"} and "tui" in covered, commands - covered
     assert len(CASES) >= 40
+
+
+# -- security defaults, checked on the source tree ---------------------------------------------
+PACKAGES = ("advisor", "bench", "methods", "reports")
+FORBIDDEN = {
+    "shell=True": "subprocesses take argument lists, never a shell string",
+    "os.system(": "subprocesses take argument lists, never a shell string",
+    "os.popen(": "subprocesses take argument lists, never a shell string",
+    "yaml.load(": "YAML is read with yaml.safe_load",
+    "yaml.unsafe_load": "YAML is read with yaml.safe_load",
+    "yaml.full_load": "YAML is read with yaml.safe_load",
+    "trust_remote_code=True": "remote code stays off unless a user flag turns it on",
+    "pickle.load": "weights and results are safetensors/parquet, never pickles",
+    "safe_serialization=False": "weights are saved as safetensors",
+}
+
+
+def source_lines():
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                yield path.relative_to(ROOT), n, line
+
+
+@pytest.mark.parametrize("needle", sorted(FORBIDDEN))
+def test_source_has_no_unsafe_call(needle):
+    hits = [f"{p}:{n}" for p, n, line in source_lines() if needle in line.split("#")[0]]
+    assert not hits, f"{FORBIDDEN[needle]}: {hits}"
+
+
+def test_torch_load_only_with_weights_only():
+    hits = [f"{p}:{n}" for p, n, line in source_lines() if "torch.load(" in line and "weights_only=True" not in line]
+    assert not hits, f"torch.load needs weights_only=True: {hits}"
+
+
+def test_yaml_parsers_refuse_python_tags(tmp_path, monkeypatch):
+    """The stack, matrix, task and constitution loaders all go through yaml.safe_load."""
+    from bench import matrix as mx
+    from bench.stack import load_stack_yaml
+    from bench.taskdata import get_task
+    from methods._judge import load_constitution
+    from methods.errors import UserError
+
+    evil = "!!python/object/apply:os.system ['touch " + str(tmp_path / "pwned") + "']"
+    f = tmp_path / "evil.yaml"
+    f.write_text(f"model: {evil}\ntask: smoke\nname: x\nprinciples: [{evil}]\nstages: []\nruns: []\n")
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "evil.yaml").write_text(f.read_text())
+    monkeypatch.setenv("TUNEBENCH_TASKS_DIR", str(tmp_path / "tasks"))
+    for load in (load_stack_yaml, lambda p: mx.load(str(p)), load_constitution, lambda p: get_task("evil")):
+        with pytest.raises(UserError):
+            load(f)
+    assert not (tmp_path / "pwned").exists()

@@ -221,14 +221,16 @@ def rank() -> int:
 
 
 def run(args):
-    from bench.home import default_db
+    import time
+
+    from bench.home import default_db, home
     from bench.stack import validate
-    from bench.train import StackRun, default_out
 
     check_scale_out(args)
     spec = build_spec(args)
     validate(spec)
-    out = args.out or default_out()
+    # bench.train's default_out, without importing the training stack (~10 s) before input is checked
+    out = args.out or home() / "runs" / time.strftime("%Y%m%d-%H%M%S")
     db = None if args.no_db else (args.db or default_db())
     check_paths(db, args.events)
     launched = os.environ.get(LAUNCHED) == "1"
@@ -238,6 +240,8 @@ def run(args):
         check_out(out, args.force)
     if args.launcher and not launched:
         return launch(args, out)
+    from bench.train import StackRun
+
     scratch = None
     if rank() > 0:  # only rank 0 writes outputs and records; the others train in a scratch folder
         scratch = out = Path(tempfile.mkdtemp(prefix=f"tunebench-rank{rank()}-"))
