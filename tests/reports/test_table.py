@@ -43,7 +43,7 @@ def test_known_numbers_in_the_right_cells(tmp_path):
     lora = line_cells(group, "LoRA")
     assert lora["trainable params (% of model)"] == "2.44M (1.82%)"
     assert lora["runs / seeds"] == "1 of 1 ok · seeds 0"
-    assert "requires peft" in lora["data needed"]
+    assert lora["data needed"] == "prompt_completion"  # LoRA needs no more than SFT data
 
 
 def test_gpu_reserved_memory_preferred_over_host_rss():
