@@ -259,7 +259,9 @@ def general_loss(model_or_dir, limit: int | None = 100, batch_size: int = 8, max
             for i in range(0, len(texts), batch_size):
                 enc = tok(texts[i : i + batch_size], return_tensors="pt", padding=True, truncation=True,
                           max_length=max_length).to(device)
-                logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.float()
+                out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+                # soft-prompt methods (prompt, ptuning) prepend virtual positions to the logits
+                logits = out.logits[:, -enc["input_ids"].shape[1]:].float()
                 labels = enc["input_ids"][:, 1:]
                 mask = enc["attention_mask"][:, 1:].bool()
                 nll = torch.nn.functional.cross_entropy(

@@ -214,10 +214,12 @@ class StackRun:
                 fmt = obj.data
                 causal = obj.head == "causal_lm"
                 loss_before = task_loss(model, tok, plan["eval"], fmt, hp.max_length) if causal else None
-                metric_before = baseline(model_dir, "metric", plan["task"], hp.metric_limit, lambda: task_metric(
+                # a quantized base scores differently from the same folder in full precision
+                variant = par.name if par.load_kwargs else "fp32"
+                metric_before = baseline(model_dir, f"metric-{variant}", plan["task"], hp.metric_limit, lambda: task_metric(
                     model, tok, plan["task"], hp.metric_limit)) if causal and hp.metric_limit else None
-                general_before = baseline(model_dir, "general", "general-text", hp.eval_limit, lambda: general_text_loss(
-                    model, hp.eval_limit)) if causal and hp.eval_limit else None
+                general_before = baseline(model_dir, f"general-{variant}", "general-text", hp.eval_limit,
+                                          lambda: general_text_loss(model, hp.eval_limit)) if causal and hp.eval_limit else None
                 torch.manual_seed(hp.seed)  # lm-eval reseeds the global RNGs; cached baselines skip it
                 model = par.apply(model, pcfg)
                 trainable, _ = trainable_counts(model)

@@ -81,3 +81,17 @@ def test_general_loss_takes_a_folder_or_a_loaded_model(tiny_llama, sample_home):
     assert by_dir == pytest.approx(by_model, rel=1e-5)
     # Random 1024-token vocabulary: loss near ln(1024) ~ 6.9 nats.
     assert 5.0 < by_dir < 8.0
+
+
+@pytest.mark.parametrize("stack", ["sft:prompt", "sft:qlora"])
+def test_harness_records_forgetting_for_soft_prompt_and_quantized_bases(tiny_llama, sample_home, stack, tmp_path):
+    """Soft prompts prepend positions to the logits; quantized bases need their own baseline."""
+    from bench.stack import StackSpec, parse_stack_string
+    from bench.train import StackRun
+
+    spec = StackSpec(model=str(tiny_llama), task="smoke", hp={"max_steps": 2, "eval_limit": 4},
+                     stages=parse_stack_string(stack))
+    [rec] = StackRun(spec, tmp_path / "out", db=None, quiet=True).run()
+    assert rec["status"] == "ok", rec["error"]
+    assert math.isfinite(rec["forgetting"])
+    assert rec["forgetting"] == pytest.approx(rec["general_loss_after"] - rec["general_loss_before"])
