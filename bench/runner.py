@@ -325,7 +325,10 @@ class Runner:
                 error = f"killed by {_signal_name(rc)}" + (" (the kernel's OOM killer sends SIGKILL)" if rc == -9 else "")
                 error += ("\n" + tail) if tail else ""
             else:
-                status, error = "error", (f"exit {rc}" + ("\n" + tail if tail else ""))
+                # exit 2 is a refused input: its one-line reason leads, so reports show why
+                last = tail.strip().splitlines()[-1] if tail.strip() else ""
+                status = "error"
+                error = (f"{last} (exit {rc})\n{tail}" if rc == 2 and last else f"exit {rc}" + ("\n" + tail if tail else ""))
             stage = run.stages[stage_index]
             rec = new_record(
                 run_id=f"{rid}-{stage_index}", matrix=run.matrix, stack=run.stack, stage_index=stage_index, stage=stage,
