@@ -135,7 +135,7 @@ class ForkLauncher:
     """Children forked from ``bench.zygote`` (imports paid once per matrix)."""
 
     def __init__(self):
-        self.server = subprocess.Popen([sys.executable, "-m", "bench.zygote"], stdin=subprocess.PIPE,
+        self.server = subprocess.Popen([sys.executable, "-m", "bench.zygote", "advisor.cli"], stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, text=True, bufsize=1)
         hello = self.server.stdout.readline()
         if not hello or not json.loads(hello).get("ready"):

@@ -21,12 +21,14 @@ import resource
 import sys
 import traceback
 
-PRELOAD = ("torch", "transformers", "peft", "trl", "datasets", "polars", "methods", "bench.train",
-           "advisor.cli", "advisor.commands.train")
+PRELOAD = ("torch", "transformers", "peft", "trl", "datasets", "polars", "methods", "bench.train")
+# The command-line module to run in each child, named by the runner at the process boundary
+# (as ``python -m MODULE`` would), so bench never imports the CLI layer above it.
+ENTRY = sys.argv[1] if len(sys.argv) > 1 else "advisor.cli"
 
 
 def preload() -> None:
-    for name in PRELOAD:
+    for name in (*PRELOAD, ENTRY):
         try:
             importlib.import_module(name)
         except Exception:  # the child imports it again and reports the real error in its log
@@ -47,10 +49,8 @@ def child(req: dict) -> None:
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
         if req.get("mem_bytes"):
             resource.setrlimit(resource.RLIMIT_AS, (req["mem_bytes"], req["mem_bytes"]))
-        from advisor.cli import main
-
         sys.argv = ["tunebench", *req["argv"]]
-        rc = int(main(req["argv"]) or 0)
+        rc = int(importlib.import_module(ENTRY).main(req["argv"]) or 0)
     except SystemExit as e:
         rc = e.code if isinstance(e.code, int) else 1
     except BaseException:
