@@ -34,8 +34,13 @@ class LoraSettings(TargetSettings):
     dropout: float = Field(0.0, ge=0, lt=1)
 
 
-def lora_kwargs(cfg: LoraSettings) -> dict:
-    return dict(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules))
+def lora_config(cfg: LoraSettings, **extra):
+    """A peft LoraConfig from the shared LoRA settings; ``extra`` picks the variant (DoRA, rsLoRA, PiSSA)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules), **extra
+    )
 
 
 @contextlib.contextmanager

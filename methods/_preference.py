@@ -1,5 +1,5 @@
 """Shared pieces of the preference objectives (dpo, ipo, orpo, simpo, rm, rlaif)."""
-from methods._trl import as_chat, as_reply
+from methods._trl import StageContext, as_chat, as_reply, dataset, run_trainer
 
 
 def chat_pairs(records: list[dict]) -> list[dict]:
@@ -17,4 +17,13 @@ def reward_stats(log_history: list[dict]) -> dict:
         for k, v in h.items():
             if "accuracies" in k or "margins" in k or k.startswith("rewards/") or k == "accuracy":
                 out[k] = v
+    return out
+
+
+def train_on(ctx: StageContext, trainer_cls, args, records: list[dict]) -> dict:
+    """Train a TRL preference trainer on already-formatted records; the result carries its reward stats."""
+    trainer = trainer_cls(model=ctx.model, args=args, train_dataset=dataset(records),
+                          processing_class=ctx.tokenizer, callbacks=ctx.callbacks)
+    out = run_trainer(trainer, ctx)
+    out["extra"] = reward_stats(out["log_history"])
     return out

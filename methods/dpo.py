@@ -7,8 +7,8 @@ adapter to get it (no second copy in memory); otherwise TRL keeps a frozen copy.
 """
 from pydantic import BaseModel, Field
 
-from methods._preference import chat_pairs, reward_stats
-from methods._trl import StageContext, dataset, run_trainer, trl_args
+from methods._preference import chat_pairs, train_on
+from methods._trl import StageContext, trl_args
 from methods.registry import Objective, register
 
 
@@ -20,13 +20,7 @@ def train_dpo(ctx: StageContext, records: list[dict], loss_type: str) -> dict:
     from trl import DPOConfig, DPOTrainer
 
     args = trl_args(DPOConfig, ctx, beta=ctx.config.beta, loss_type=[loss_type], precompute_ref_log_probs=False)
-    trainer = DPOTrainer(
-        model=ctx.model, args=args, train_dataset=dataset(chat_pairs(records)),
-        processing_class=ctx.tokenizer, callbacks=ctx.callbacks,
-    )
-    out = run_trainer(trainer, ctx)
-    out["extra"] = reward_stats(out["log_history"])
-    return out
+    return train_on(ctx, DPOTrainer, args, chat_pairs(records))
 
 
 def train(ctx: StageContext) -> dict:

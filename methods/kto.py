@@ -6,8 +6,8 @@ Needs a batch of at least 2 (the KL baseline is estimated from mismatched pairs 
 """
 from pydantic import BaseModel, Field
 
-from methods._preference import reward_stats
-from methods._trl import StageContext, as_chat, as_reply, dataset, run_trainer, trl_args
+from methods._preference import train_on
+from methods._trl import StageContext, as_chat, as_reply, trl_args
 from methods.errors import UserError
 from methods.registry import Objective, register
 
@@ -28,11 +28,7 @@ def train(ctx: StageContext) -> dict:
             for r in ctx.train]
     args = trl_args(KTOConfig, ctx, beta=cfg.beta, desirable_weight=cfg.desirable_weight,
                     undesirable_weight=cfg.undesirable_weight)
-    trainer = KTOTrainer(model=ctx.model, args=args, train_dataset=dataset(recs), processing_class=ctx.tokenizer,
-                         callbacks=ctx.callbacks)
-    out = run_trainer(trainer, ctx)
-    out["extra"] = reward_stats(out["log_history"])
-    return out
+    return train_on(ctx, KTOTrainer, args, recs)
 
 
 register(Objective(

@@ -5,17 +5,11 @@
 W' = W + (alpha/r)·B·A with A (r×in) random and B (out×r) zero, so the model is unchanged at
 step 0; r·(in+out) trainable parameters per targeted projection.
 """
-from methods._peft import LoraSettings, lora_kwargs, peft_method
-
-
-def build(cfg: LoraSettings):
-    from peft import LoraConfig
-
-    return LoraConfig(**lora_kwargs(cfg))
+from methods._peft import LoraSettings, lora_config, peft_method
 
 
 peft_method(
     name="lora", family="reparameterized", trains="low-rank A·B on q/k/v/o/gate/up/down",
-    config=LoraSettings, build=build, zero_init=True,
+    config=LoraSettings, build=lora_config, zero_init=True,
     description="LoRA (r=8, alpha=16) on all linear projections; merges into the base",
 )

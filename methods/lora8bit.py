@@ -5,19 +5,13 @@
 The base loads with ``load_in_8bit`` (``load_kwargs``), then ``prepare_model_for_kbit_training``
 and LoRA on every linear projection. Merging dequantizes to fp32 (see methods/_quant.py).
 """
-from methods._peft import LoraSettings, lora_kwargs, peft_method
+from methods._peft import LoraSettings, lora_config, peft_method
 from methods._quant import bnb_kwargs
-
-
-def build(cfg: LoraSettings):
-    from peft import LoraConfig
-
-    return LoraConfig(**lora_kwargs(cfg))
 
 
 peft_method(
     name="lora8bit", family="quantized", trains="LoRA A·B on all linear projections over a frozen int8 base",
-    config=LoraSettings, build=build, zero_init=True, quantized=True, load_kwargs=lambda cfg: bnb_kwargs(8),
+    config=LoraSettings, build=lora_config, zero_init=True, quantized=True, load_kwargs=lambda cfg: bnb_kwargs(8),
     requires=("bitsandbytes",),
     description="8-bit (LLM.int8) base (bitsandbytes) + LoRA; merge dequantizes to fp32",
 )

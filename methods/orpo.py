@@ -6,8 +6,8 @@ Reference-free, so it saves the reference forward pass DPO needs (trl.experiment
 """
 from pydantic import BaseModel, Field
 
-from methods._preference import chat_pairs, reward_stats
-from methods._trl import StageContext, dataset, run_trainer, trl_args
+from methods._preference import chat_pairs, train_on
+from methods._trl import StageContext, trl_args
 from methods.registry import Objective, register
 
 
@@ -19,11 +19,7 @@ def train(ctx: StageContext) -> dict:
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
     args = trl_args(ORPOConfig, ctx, beta=ctx.config.beta, max_completion_length=int(ctx.hp["max_length"]) // 2)
-    trainer = ORPOTrainer(model=ctx.model, args=args, train_dataset=dataset(chat_pairs(ctx.train)),
-                          processing_class=ctx.tokenizer, callbacks=ctx.callbacks)
-    out = run_trainer(trainer, ctx)
-    out["extra"] = reward_stats(out["log_history"])
-    return out
+    return train_on(ctx, ORPOTrainer, args, chat_pairs(ctx.train))
 
 
 register(Objective(

@@ -11,7 +11,7 @@ before restoring the trained A and B.
 """
 from pydantic import Field
 
-from methods._peft import LoraSettings, lora_kwargs, peft_method
+from methods._peft import LoraSettings, lora_config, peft_method
 
 
 class PissaSettings(LoraSettings):
@@ -19,10 +19,8 @@ class PissaSettings(LoraSettings):
 
 
 def build(cfg: PissaSettings):
-    from peft import LoraConfig
-
     init = f"pissa_niter_{cfg.svd_iters}" if cfg.svd_iters else "pissa"
-    return LoraConfig(**lora_kwargs(cfg), init_lora_weights=init)
+    return lora_config(cfg, init_lora_weights=init)
 
 
 peft_method(

@@ -6,19 +6,13 @@ The base loads quantized (``load_kwargs``: NF4, compute dtype fp32 — bf16 is ~
 this CPU), then ``prepare_model_for_kbit_training`` and LoRA on every linear projection.
 Merging dequantizes to an fp32 model with the update folded in (see methods/_quant.py).
 """
-from methods._peft import LoraSettings, lora_kwargs, peft_method
+from methods._peft import LoraSettings, lora_config, peft_method
 from methods._quant import bnb_kwargs
-
-
-def build(cfg: LoraSettings):
-    from peft import LoraConfig
-
-    return LoraConfig(**lora_kwargs(cfg))
 
 
 peft_method(
     name="qlora", family="quantized", trains="LoRA A·B on all linear projections over a frozen NF4 base",
-    config=LoraSettings, build=build, zero_init=True, quantized=True, load_kwargs=lambda cfg: bnb_kwargs(4),
+    config=LoraSettings, build=lora_config, zero_init=True, quantized=True, load_kwargs=lambda cfg: bnb_kwargs(4),
     requires=("bitsandbytes",),
     description="QLoRA: 4-bit NF4 base (bitsandbytes) + LoRA; merge dequantizes to fp32",
 )

@@ -7,8 +7,8 @@ SimPO, no behaviour-cloning term), as TRL documents it.
 """
 from pydantic import BaseModel, Field
 
-from methods._preference import chat_pairs, reward_stats
-from methods._trl import StageContext, dataset, run_trainer, trl_args
+from methods._preference import chat_pairs, train_on
+from methods._trl import StageContext, trl_args
 from methods.registry import Objective, register
 
 
@@ -23,11 +23,7 @@ def train(ctx: StageContext) -> dict:
     cfg = ctx.config
     args = trl_args(CPOConfig, ctx, loss_type="simpo", cpo_alpha=0.0, beta=cfg.beta,
                     simpo_gamma=cfg.gamma_beta_ratio * cfg.beta, max_completion_length=int(ctx.hp["max_length"]) // 2)
-    trainer = CPOTrainer(model=ctx.model, args=args, train_dataset=dataset(chat_pairs(ctx.train)),
-                         processing_class=ctx.tokenizer, callbacks=ctx.callbacks)
-    out = run_trainer(trainer, ctx)
-    out["extra"] = reward_stats(out["log_history"])
-    return out
+    return train_on(ctx, CPOTrainer, args, chat_pairs(ctx.train))
 
 
 register(Objective(

@@ -29,7 +29,8 @@ class EventTail:
     def __init__(self, path: Path):
         self.path, self.pos = Path(path), 0
 
-    def read(self) -> list[dict]:
+    def new_lines(self) -> list[bytes]:
+        """Complete lines appended since the last call; a partial last line stays for the next one."""
         if not self.path.exists():
             return []
         with open(self.path, "rb") as fh:
@@ -37,8 +38,11 @@ class EventTail:
             chunk = fh.read()
         end = chunk.rfind(b"\n") + 1
         self.pos += end
+        return chunk[:end].splitlines()
+
+    def read(self) -> list[dict]:
         out = []
-        for line in chunk[:end].splitlines():
+        for line in self.new_lines():
             try:
                 out.append(json.loads(line))
             except ValueError:
@@ -50,14 +54,7 @@ class LogTail(EventTail):
     """New complete text lines of the child's log."""
 
     def read(self) -> list[str]:  # type: ignore[override]
-        if not self.path.exists():
-            return []
-        with open(self.path, "rb") as fh:
-            fh.seek(self.pos)
-            chunk = fh.read()
-        end = chunk.rfind(b"\n") + 1
-        self.pos += end
-        return chunk[:end].decode("utf-8", "replace").splitlines()
+        return [line.decode("utf-8", "replace") for line in self.new_lines()]
 
 
 class TrainProcess:
