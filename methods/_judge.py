@@ -55,7 +55,8 @@ class ConstitutionJudge:
             for i in range(0, len(texts), batch_size):
                 enc = self.tok(texts[i:i + batch_size], return_tensors="pt", padding=True,
                                add_special_tokens=False).to(device)
-                last = self.model(**enc).logits[:, -1].float().log_softmax(-1)
+                # only the next-token logits: the full [batch, seq, vocab] tensor is most of the cost
+                last = self.model(**enc, logits_to_keep=1).logits[:, -1].float().log_softmax(-1)
                 logodds += (last[:, self.yes] - last[:, self.no]).tolist()
         finally:
             self.tok.padding_side = side
