@@ -94,6 +94,9 @@ def dataset(records: list[dict]):
 def non_padding_tokens(inputs: dict) -> int:
     """Tokens a step really processed: the sum of its attention/prompt/completion masks."""
     masks = [v for k, v in inputs.items() if k.endswith("attention_mask") or k in ("prompt_mask", "completion_mask")]
+    if "chosen_attention_mask" in inputs:
+        # ORPO/CPO: chosen_* and rejected_* already hold prompt + reply; prompt_* is a copy of the prompt
+        masks = [inputs[k] for k in ("chosen_attention_mask", "rejected_attention_mask") if k in inputs]
     if masks:
         return int(sum(int(m.sum()) for m in masks if isinstance(m, torch.Tensor)))
     ids = [v for k, v in inputs.items() if k.endswith("input_ids") and isinstance(v, torch.Tensor)]
@@ -104,15 +107,15 @@ def count_tokens(trainer) -> None:
     """Make ``state.num_input_tokens_seen`` count for trainers whose batches have no plain
     ``input_ids`` (ORPO, CPO/SimPO, GRPO): the HF loop only counts the main input name."""
     orig = trainer._prepare_inputs
-    mode = {}
+    main = getattr(trainer.model, "main_input_name", "input_ids")
 
     def prepare_inputs(inputs):
-        state = trainer.state
-        if "self" not in mode:  # on the first step the loop has already counted, or never will
-            mode["self"] = state.num_input_tokens_seen == 0
+        # The HF loop counts the raw batch after training_step when it holds the main input
+        # (transformers 5 Trainer._track_num_input_tokens); count here only the batches it skips.
+        ours = not (isinstance(inputs, dict) and main in inputs)  # GRPO's raw batch is a list of prompts
         prepared = orig(inputs)
-        if mode["self"] and isinstance(prepared, dict):
-            state.num_input_tokens_seen += non_padding_tokens(prepared)
+        if ours and isinstance(prepared, dict):
+            trainer.state.num_input_tokens_seen += non_padding_tokens(prepared)
         return prepared
 
     # Every trainer's training_step passes its batch through _prepare_inputs (GRPO generates there).
