@@ -1,6 +1,6 @@
 """Build the comparison report from a results database: tables, folklore verdicts, plots.
 
-    tunebench report --db reports/reference/cpu-2c-smollm2-135m/db --out /tmp/r
+    tunebench report --db reports/reference/cpu-amd-epyc-2c-smollm2-135m/db --out /tmp/r
     tunebench report --db DIR --out DIR --hardware cpu-x86-2c --task wiki-topics --format md
 
 Reads result records only (``bench.results.read_runs``); it never trains or re-runs anything.

@@ -1,6 +1,6 @@
 """``tunebench report``: comparison tables (md + HTML), folklore verdicts and plots from a results DB.
 
-    tunebench report --db reports/reference/cpu-2c-smollm2-135m/db --out /tmp/r
+    tunebench report --db reports/reference/cpu-amd-epyc-2c-smollm2-135m/db --out /tmp/r
 
 The work is in ``reports/report.py``; this file only parses arguments and prints what it wrote.
 """
