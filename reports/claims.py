@@ -130,7 +130,7 @@ def prompt_cheapest_weakest(lines: list[Line]) -> list[Verdict]:
         cheapest = p.get("trainable_params") <= fewest and _le(p.get("memory"), 1.05 * min(low_mem, p.get("memory")))
         weakest = _le(0.0, _worse_by(worst, p))
         text = (f"prompt trains {fmt.count(p.get('trainable_params'))} (fewest of others: {fmt.count(fewest)}), "
-                f"peak {fmt.nbytes(p.get('memory'))} (lowest of others: {fmt.nbytes(low_mem)}); "
+                f"peak {fmt.nbytes(p.get('memory'))} (lowest of others: {fmt.nbytes(low_mem)}; within 5% counts as lowest); "
                 f"{p.metric_name} after {fmt.metric(p.get('metric_after'))} (worst of others: "
                 f"{worst.method} {fmt.metric(worst.get('metric_after'))}); "
                 f"cheapest: {'yes' if cheapest else 'no'}, weakest: {'yes' if weakest else 'no'}")
