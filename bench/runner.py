@@ -35,6 +35,7 @@ from pathlib import Path
 
 import polars as pl
 
+from bench.events import EventTail
 from bench.matrix import Run
 from bench.results import clean_temps, read_runs, record_files, write_record
 from bench.schema import new_record
@@ -247,11 +248,11 @@ class Runner:
             self.fork = False
             launcher = self._launcher()
             pid = launcher.start(argv, log, mem)
-        rc, timed_out, cancelled, pos = None, False, False, 0
+        rc, timed_out, cancelled, tail = None, False, False, EventTail(events)
         try:
             while rc is None:
                 rc = launcher.poll(self.poll_s)
-                pos = self._feed_events(events, pos, on_step)
+                self._feed_events(tail, on_step)
                 if rc is None and time.monotonic() - t0 > timeout:
                     timed_out = True
                     self._kill(pid, signal.SIGKILL)
@@ -265,7 +266,7 @@ class Runner:
                 self._kill(pid, signal.SIGKILL)
                 rc = launcher.poll(KILL_GRACE_S)
         wall = time.monotonic() - t0
-        self._feed_events(events, pos, on_step)
+        self._feed_events(tail, on_step)
         outcome = self._settle(run, rid, rc, timed_out, cancelled, wall, log, timeout)
         if cancelled:
             raise KeyboardInterrupt
@@ -282,20 +283,10 @@ class Runner:
                 pass
 
     @staticmethod
-    def _feed_events(path: Path, pos: int, on_step) -> int:
-        if on_step is None or not path.exists():
-            return pos
-        with open(path) as fh:
-            fh.seek(pos)
-            chunk = fh.read()
-        lines = chunk.split("\n")
-        complete, rest = lines[:-1], lines[-1]
-        for line in complete:
-            try:
-                on_step(json.loads(line))
-            except ValueError:
-                pass
-        return pos + len(chunk) - len(rest)
+    def _feed_events(tail: EventTail, on_step) -> None:
+        if on_step is not None:
+            for event in tail.read():
+                on_step(event)
 
     def _records(self, rid: str) -> list[dict]:
         files = [p for p in record_files(self.db) if re.fullmatch(re.escape(rid) + r"-\d+\.parquet", p.name)]

@@ -31,6 +31,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bench.events import EventTail
 from bench.results import read_runs, record_files, write_record
 
 TRAIN_STEPS = 120  # enough optimizer steps (~0.05 s each on tiny-llama) for a kill to land mid-training
@@ -57,20 +58,15 @@ def db_damage(db: Path) -> tuple[list[str], list[str]]:
     return corrupt, partial
 
 
-def _events(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            pass  # the line being written when the process died
-    return out
+class StepCount:
+    """Steps a run has reported so far, read incrementally from its events file."""
 
+    def __init__(self, events: Path):
+        self.tail, self.n = EventTail(events), 0
 
-def _steps(events: list[dict]) -> int:
-    return sum(1 for e in events if e.get("event") == "step")
+    def __call__(self) -> int:
+        self.n += sum(1 for e in self.tail.read() if e.get("event") == "step")
+        return self.n
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -105,25 +101,26 @@ def train_kill(db: Path, work: Path, target: str, rng: random.Random) -> Trial:
     with open(work / "train.log", "wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env)
+    steps = StepCount(events)
     if target == "startup":
         _wait(lambda: False, proc, rng.uniform(0.5, 8.0))
     elif target == "training":
         n = rng.randint(1, TRAIN_STEPS - 10)
-        _wait(lambda: _steps(_events(events)) >= n, proc, STARTUP_LIMIT_S)
+        _wait(lambda: steps() >= n, proc, STARTUP_LIMIT_S)
     else:  # finishing: after the last step, a random moment inside eval + save + record write
-        _wait(lambda: _steps(_events(events)) >= TRAIN_STEPS, proc, STARTUP_LIMIT_S, poll_s=0.002)
+        _wait(lambda: steps() >= TRAIN_STEPS, proc, STARTUP_LIMIT_S, poll_s=0.002)
         time.sleep(rng.uniform(0.0, 0.6))
     killed_after = time.monotonic() - t0
     finished = proc.poll() is not None
     _kill(proc)
-    evs = _events(events)
+    done = steps()
     after = len(record_files(db))
     if after > before:
         phase = "record written" if not finished else "exited before the kill"
-    elif not _steps(evs):
+    elif not done:
         phase = "startup"
-    elif _steps(evs) < TRAIN_STEPS:
-        phase = f"training (step {_steps(evs)})"
+    elif done < TRAIN_STEPS:
+        phase = f"training (step {done})"
     else:
         phase = "finishing (eval/save/write)"
     return Trial("train", target, phase, killed_after, after - before)

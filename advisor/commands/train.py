@@ -146,9 +146,8 @@ def check_out(out: Path, force: bool) -> None:
         raise UserError(f"--out {out} is not writable")
 
 
-def resume_file(out: Path | None) -> Path:
-    if out is None:
-        raise UserError("--resume needs --out: the folder of the run to continue")
+def resume_file(out: Path) -> Path:
+    """The stack an earlier run in ``out`` saved (check_scale_out has already required --out)."""
     path = out / "stack.json"
     if not path.is_file():
         raise UserError(f"--resume: {path} does not exist; --out must be the folder of an earlier run")

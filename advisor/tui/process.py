@@ -19,41 +19,15 @@ import time
 from pathlib import Path
 
 from advisor.tui.plan import LaunchPlan
+from bench.events import EventTail, LineTail
 
 CANCEL_GRACE_S = 20.0
 
 
-class EventTail:
-    """Complete JSON lines appended to a file since the last call (a partial last line waits)."""
-
-    def __init__(self, path: Path):
-        self.path, self.pos = Path(path), 0
-
-    def new_lines(self) -> list[bytes]:
-        """Complete lines appended since the last call; a partial last line stays for the next one."""
-        if not self.path.exists():
-            return []
-        with open(self.path, "rb") as fh:
-            fh.seek(self.pos)
-            chunk = fh.read()
-        end = chunk.rfind(b"\n") + 1
-        self.pos += end
-        return chunk[:end].splitlines()
-
-    def read(self) -> list[dict]:
-        out = []
-        for line in self.new_lines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue  # a foreign line never stops the stream
-        return out
-
-
-class LogTail(EventTail):
+class LogTail(LineTail):
     """New complete text lines of the child's log."""
 
-    def read(self) -> list[str]:  # type: ignore[override]
+    def read(self) -> list[str]:
         return [line.decode("utf-8", "replace") for line in self.new_lines()]
 
 

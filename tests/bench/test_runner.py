@@ -128,3 +128,15 @@ def test_crash_without_record_is_an_error_record(tmp_path, tiny_llama):
         runner.close()
     assert o.status == "error" and "no-such-task" in o.records[0]["error"].splitlines()[0]  # the reason leads
     assert len(record_files(db)) == 1
+
+
+def test_run_one_feeds_each_step_event_once(tmp_path, tiny_llama):
+    path = write_matrix(tmp_path / "m.yaml", [{"stack": "sft:lora", "hp": {**HP, "max_steps": 3}}])
+    runner = Runner(tmp_path / "db", tmp_path / "out", fork=False)
+    events = []
+    try:
+        o = runner.run_one(mx.expand(mx.load(str(path)))[0], on_step=events.append)
+    finally:
+        runner.close()
+    assert o.status == "ok"
+    assert [e["step"] for e in events if e.get("event") == "step"] == [1, 2, 3]
