@@ -19,7 +19,7 @@ from pathlib import Path
 from advisor.catalogs import Gpu, Shape, generic_shape, gpus, models, shape_from_config
 from advisor.estimator import CALIBRATION, Request, constants, estimate, train_flops_per_token
 from advisor.method_table import check
-from methods.errors import UserError
+from common.errors import UserError
 
 
 def _gpu_for(device_name: str | None, memory_bytes: int | None = None) -> Gpu | None:

@@ -4,7 +4,7 @@
     tunebench methods --json
 
 A command module defines ``register(subparsers)`` that adds its parser and sets ``func``.
-User errors (``methods.errors.UserError``) print one line and exit 2; no traceback.
+User errors (``common.errors.UserError``) print one line and exit 2; no traceback.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import os
 import pkgutil
 import sys
 
-from methods.errors import UserError
+from common.errors import UserError
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

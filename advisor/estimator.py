@@ -19,7 +19,7 @@ from pathlib import Path
 
 from advisor.catalogs import Gpu, Shape
 from advisor.method_table import TARGETS, Obj, Param, check
-from methods.errors import UserError, unknown
+from common.errors import UserError, unknown
 
 GIB = 2**30
 CALIBRATION = Path(__file__).parent / "calibration.json"

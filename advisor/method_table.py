@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from methods.errors import unknown
+from common.errors import unknown
 
 # LoRA-style targets: which per-layer linear modules get an adapter.
 TARGETS = {

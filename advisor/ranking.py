@@ -17,7 +17,7 @@ from pathlib import Path
 from advisor.catalogs import Gpu, Shape, shape
 from advisor.estimator import Estimate, Request, estimate, fits_gpu
 from advisor.method_table import PARAMS
-from methods.errors import unknown
+from common.errors import unknown
 
 GOALS = {
     "chat": "chat assistant",

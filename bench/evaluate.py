@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from bench.home import home
-from methods.errors import UserError
+from common.errors import UserError
 
 
 def _offline_env() -> None:

@@ -37,8 +37,8 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.metrics import config_hash
-from methods.errors import UserError, unknown
-from methods.yamlfile import first_error, load_validated
+from common.errors import UserError, unknown
+from common.yamlfile import first_error, load_validated
 
 MATRIX_DIR = Path(__file__).parent / "matrices"
 GRID_KEYS = ("stack", "model", "task", "seed")

@@ -21,7 +21,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from bench.home import models_dir
-from methods.errors import UserError, unknown
+from common.errors import UserError, unknown
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}"

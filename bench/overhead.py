@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from methods.errors import UserError
+from common.errors import UserError
 
 
 def _batches(tok, records: list[dict], batch_size: int, max_length: int):
@@ -56,7 +56,6 @@ def minimal(model_name: str, method: str, task: str, steps: int, batch_size: int
 
     from bench import taskdata
     from bench.models import model_path
-    from bench.stack import DEFAULT_LR
     from methods import parameterization
 
     torch.manual_seed(0)
@@ -67,7 +66,7 @@ def minimal(model_name: str, method: str, task: str, steps: int, batch_size: int
     par = parameterization(method)
     model = par.apply(model, par.make_config({})).to(device)
     model.train()
-    lr = DEFAULT_LR[par.family]
+    lr = par.card.default_lr
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     records = taskdata.load_records(task, "train", "prompt_completion", None)
     it = _batches(tok, records, batch_size, max_length)

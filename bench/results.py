@@ -29,7 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from bench.schema import SCHEMA, new_record
-from methods.errors import UserError
+from common.errors import UserError
 
 SUFFIX = ".parquet"
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]{0,199}$")

@@ -21,7 +21,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from bench.home import models_dir
-from methods.errors import unknown
+from common.errors import unknown
 
 # name: (architecture, config values)
 SHAPES: dict[str, tuple[str, dict]] = {

@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bench.home import data_dir
-from methods.errors import UserError, unknown
+from common.errors import UserError, unknown
 
 TASKS_DIR = Path(__file__).parent / "tasks"
 FORMATS = {

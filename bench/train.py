@@ -30,7 +30,7 @@ from bench.stack import StackSpec, StageSpec, stage_hp, validate
 from methods import objective, parameterization
 from methods._common import trainable_counts
 from methods._trl import StageContext
-from methods.errors import UserError
+from common.errors import UserError
 
 
 def quiet_libraries() -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from bench.home import home
-from methods.errors import UserError
+from common.errors import UserError
 
 
 def store_path() -> Path:
@@ -71,11 +71,10 @@ def default_storage() -> str:
 
 
 def lr_range(method: str) -> tuple[float, float]:
-    """A decade either side of the family's default LR (bench/stack.py DEFAULT_LR)."""
-    from bench.stack import DEFAULT_LR
+    """A decade either side of the family's default LR (the method card's default_lr)."""
     from methods import parameterization
 
-    base = DEFAULT_LR[parameterization(method).family]
+    base = parameterization(method).card.default_lr
     return base / 10, min(base * 10, 1.0)
 
 

@@ -1,15 +1,15 @@
 """Parameterizations and objectives: one file per method, each registering itself on import.
 
-Method files import torch/peft/trl, which take seconds; so they are imported on first use of
-the registry (``methods.PARAMETERIZATIONS``, ``parameterization(name)``, ...), not when a
-lightweight module such as ``methods.errors`` is imported by the CLI or the advisor core.
+Each method file declares its card (methods/card.py) and imports torch/peft/trl only inside
+its functions, so ``cards()`` loads every card in milliseconds; the files are imported on first
+use of the registry (``methods.PARAMETERIZATIONS``, ``parameterization(name)``, ``cards()``).
 """
 import importlib
 import pkgutil
 
 from methods import registry
 
-_SKIP = {"registry", "errors", "yamlfile"}
+_SKIP = {"registry", "card"}
 _loaded = False
 
 
@@ -27,9 +27,10 @@ def __getattr__(name: str):
     if name in ("OBJECTIVES", "PARAMETERIZATIONS"):
         load_all()
         return getattr(registry, name)
-    if name in ("check_combination", "objective", "parameterization"):
+    if name in ("cards", "check_combination", "objective", "parameterization"):
         return getattr(registry, name)
     raise AttributeError(f"module 'methods' has no attribute {name!r}")
 
 
-__all__ = ["OBJECTIVES", "PARAMETERIZATIONS", "check_combination", "load_all", "objective", "parameterization"]
+__all__ = ["OBJECTIVES", "PARAMETERIZATIONS", "cards", "check_combination", "load_all", "objective",
+           "parameterization"]

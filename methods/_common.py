@@ -2,7 +2,8 @@
 
 A reward model (``AutoModelForSequenceClassification``) carries a freshly initialised ``score``
 head; it must train under every parameterization, so ``head_names`` finds it and each method
-marks it trainable. Methods that are not PEFT adapters (freeze, bitfit, bottleneck adapters)
+marks it trainable. Torch is imported inside the functions, so method files (and their cards) load without it.
+Methods that are not PEFT adapters (freeze, bitfit, bottleneck adapters)
 save exactly their trainable tensors with ``save_trained`` and restore them with ``load_trained``.
 """
 from __future__ import annotations
@@ -10,18 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
+
+from methods.card import MethodConfig  # noqa: F401  (re-exported: method files import it from here)
 
 HEAD_NAMES = ("score", "classifier")
 TRAINED_FILE = "trained.safetensors"
 CONFIG_FILE = "tunebench_method.json"
-
-
-class MethodConfig(BaseModel):
-    """Base of every parameterization config: unknown keys are an error, not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 def is_seq_cls(model) -> bool:
@@ -32,13 +28,17 @@ def is_seq_cls(model) -> bool:
 
 def head_names(model) -> list[str]:
     """Top-level names of a classification head that must train (empty for a causal LM)."""
+    import torch
+
     if not is_seq_cls(model):
         return []
     return [n for n in HEAD_NAMES if isinstance(getattr(model, n, None), torch.nn.Module)]
 
 
-def param_count(p: torch.nn.Parameter) -> int:
+def param_count(p) -> int:
     """Logical parameter count; bitsandbytes packs two 4-bit values per stored byte."""
+    import torch
+
     n = p.numel()
     if type(p).__name__ == "Params4bit":
         storage = getattr(p, "quant_storage", torch.uint8)
@@ -95,7 +95,7 @@ def load_trained(model, in_dir: str, method: str):
     """Copy saved tensors into ``model`` (already prepared by the method's apply)."""
     from safetensors.torch import load_file
 
-    from methods.errors import UserError
+    from common.errors import UserError
 
     src = Path(in_dir)
     meta_path, weights = src / CONFIG_FILE, src / TRAINED_FILE
@@ -104,6 +104,8 @@ def load_trained(model, in_dir: str, method: str):
     saved_method = json.loads(meta_path.read_text()).get("method")
     if saved_method != method:
         raise UserError(f"{src} holds a {saved_method} result, not {method}")
+    import torch
+
     tensors = load_file(str(weights))
     params = dict(model.named_parameters())
     missing = sorted(set(tensors) - set(params))
@@ -115,8 +117,10 @@ def load_trained(model, in_dir: str, method: str):
     return model
 
 
-def decoder_layers(model) -> torch.nn.ModuleList:
+def decoder_layers(model):
     """The stack of transformer blocks (``model.model.layers`` in a Llama), found by its length."""
+    import torch
+
     cfg = getattr(model, "config", None)
     n = getattr(cfg, "num_hidden_layers", None)
     for _, m in model.named_modules():

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from methods.errors import UserError
-from methods.yamlfile import read_yaml
+from common.errors import UserError
+from common.yamlfile import read_yaml
 
 DEFAULT = Path(__file__).parent / "constitutions" / "default.yaml"
 

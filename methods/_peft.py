@@ -12,12 +12,11 @@ import contextlib
 from pathlib import Path
 from typing import Callable
 
-import torch
 from pydantic import BaseModel, Field
 
-from methods._common import MethodConfig, is_seq_cls
-from methods._quant import is_quantized, merge_dequantized, prepare_kbit
-from methods.errors import UserError
+from common.errors import UserError
+from common.shape import Shape
+from methods.card import MethodConfig, ParamCard
 from methods.registry import Parameterization, register
 
 # Every linear projection of a Llama-style block (also Qwen2/3, Mistral, Gemma); not the head.
@@ -34,6 +33,27 @@ class LoraSettings(TargetSettings):
     dropout: float = Field(0.0, ge=0, lt=1)
 
 
+def targets(shape: Shape, cfg: TargetSettings) -> list[tuple[int, int, int]]:
+    """(in, out, copies) of every targeted linear in one layer; copies = experts for MoE MLPs."""
+    mods = shape.linears()
+    unknown_mods = [m for m in cfg.target_modules if m not in mods and not (m == "gate_proj" and shape.mlp == "plain")]
+    if unknown_mods:
+        raise UserError(f"unknown target module '{unknown_mods[0]}' (accepted: {', '.join(sorted(mods))})")
+    mlp = ("gate_proj", "up_proj", "down_proj")
+    return [(*mods[m], shape.experts if m in mlp else 1) for m in cfg.target_modules if m in mods]
+
+
+def lora_trainable(shape: Shape, cfg: LoraSettings) -> int:
+    """r·(in+out) per targeted projection, every layer."""
+    return shape.layers * sum(cfg.r * (i + o) * k for i, o, k in targets(shape, cfg))
+
+
+def lora_per_token(shape: Shape, cfg: LoraSettings, e: int, ab: int) -> float:
+    """Each adapter keeps its own (upcast) copy of its input and its rank-r hidden."""
+    routed = shape.experts_per_token
+    return sum((ab * i + ab * cfg.r) * (routed if k > 1 else 1) for i, _, k in targets(shape, cfg))
+
+
 def lora_config(cfg: LoraSettings, **extra):
     """A peft LoraConfig from the shared LoRA settings; ``extra`` picks the variant (DoRA, rsLoRA, PiSSA)."""
     from peft import LoraConfig
@@ -46,6 +66,8 @@ def lora_config(cfg: LoraSettings, **extra):
 @contextlib.contextmanager
 def fixed_seed(seed: int | None):
     """Run the block under ``seed`` (CPU RNG) and restore the caller's RNG state afterwards."""
+    import torch
+
     if seed is None:
         yield
         return
@@ -57,24 +79,30 @@ def fixed_seed(seed: int | None):
 def task_type(model):
     from peft import TaskType
 
+    from methods._common import is_seq_cls
+
     return TaskType.SEQ_CLS if is_seq_cls(model) else TaskType.CAUSAL_LM
 
 
 def peft_method(
-    *, name: str, family: str, trains: str, config: type[BaseModel], build: Callable[[BaseModel], object],
-    zero_init: bool, mergeable: bool = True, quantized: bool = False, load_kwargs=None,
-    requires: tuple[str, ...] = (), description: str = "", init_seed: int | None = None,
+    card: ParamCard, build: Callable[[BaseModel], object], *, load_kwargs=None, init_seed: int | None = None,
     step_hook=None, run_defaults=None,
 ) -> Parameterization:
-    """Register a PEFT-backed parameterization. ``build(cfg)`` returns the peft config.
+    """Register a PEFT-backed parameterization from its card. ``build(cfg)`` returns the peft config.
+
+    The base is quantized when the card's memory says so (``load_kwargs`` builds the bnb config).
 
     ``init_seed``: for methods whose init derives from the base with randomness (PiSSA's fast
     SVD), apply and load run under this fixed seed, so loading re-derives the same residual
     base; the caller's RNG stream is left untouched.
     """
 
+    name, quantized = card.name, card.memory.base != "dense"
+
     def apply(model, cfg):
         from peft import get_peft_model
+
+        from methods._quant import is_quantized, prepare_kbit
 
         if quantized:
             if not is_quantized(model):
@@ -93,6 +121,8 @@ def peft_method(
     def load(base, in_dir, cfg):
         from peft import PeftConfig, PeftModel
 
+        from methods._quant import is_quantized, prepare_kbit
+
         if not Path(in_dir, "adapter_config.json").exists():
             raise UserError(f"{in_dir} is not a saved {name} adapter (no adapter_config.json)")
         expected = build(cfg).peft_type
@@ -106,12 +136,11 @@ def peft_method(
             return PeftModel.from_pretrained(base, in_dir, is_trainable=not saved.is_prompt_learning)
 
     def merge(model):
+        from methods._quant import is_quantized, merge_dequantized
+
         if is_quantized(model.get_base_model()):
             return merge_dequantized(model)
         return model.merge_and_unload()
 
-    return register(Parameterization(
-        name=name, family=family, trains=trains, config=config, apply=apply, save=save, load=load,
-        merge=merge if mergeable else None, load_kwargs=load_kwargs, requires=requires,
-        zero_init=zero_init, description=description, step_hook=step_hook, run_defaults=run_defaults,
-    ))
+    return register(card, apply=apply, save=save, load=load, merge=merge if card.mergeable else None,
+                    load_kwargs=load_kwargs, step_hook=step_hook, run_defaults=run_defaults)

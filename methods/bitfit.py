@@ -9,7 +9,7 @@ SmolLM2 have none, which is a clear error rather than an empty run. A reward mod
 from methods._common import (
     MethodConfig, base_name, freeze_all, load_trained, remember, save_trained, train_heads,
 )
-from methods.errors import UserError
+from common.errors import UserError
 from methods.registry import Parameterization, register
 
 

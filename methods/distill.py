@@ -17,7 +17,7 @@ import torch
 from pydantic import BaseModel, Field
 
 from methods._trl import StageContext, as_chat, dataset, run_trainer, trl_args
-from methods.errors import UserError
+from common.errors import UserError
 from methods.registry import Objective, register
 from methods.sft import train_sft
 

@@ -11,7 +11,7 @@ from pydantic import Field
 from methods._common import (
     MethodConfig, decoder_layers, freeze_all, load_trained, remember, save_trained, train_heads,
 )
-from methods.errors import UserError
+from common.errors import UserError
 from methods.registry import Parameterization, register
 
 

@@ -8,7 +8,7 @@ The baseline every other method is measured against. Saving writes a complete HF
 from pathlib import Path
 
 from methods._common import MethodConfig
-from methods.errors import UserError
+from common.errors import UserError
 from methods.registry import Parameterization, register
 
 

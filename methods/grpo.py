@@ -9,7 +9,7 @@ group (TRL GRPOTrainer). The first and last logged mean reward are reported.
 from pydantic import BaseModel, Field
 
 from methods._trl import StageContext, as_chat, dataset, run_trainer, trl_args
-from methods.errors import UserError
+from common.errors import UserError
 from methods.registry import Objective, register
 
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from methods._preference import train_on
 from methods._trl import StageContext, as_chat, as_reply, trl_args
-from methods.errors import UserError
+from common.errors import UserError
 from methods.registry import Objective, register
 
 

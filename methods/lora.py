@@ -5,11 +5,12 @@
 W' = W + (alpha/r)·B·A with A (r×in) random and B (out×r) zero, so the model is unchanged at
 step 0; r·(in+out) trainable parameters per targeted projection.
 """
-from methods._peft import LoraSettings, lora_config, peft_method
+from methods._peft import LoraSettings, lora_config, lora_per_token, lora_trainable, peft_method
+from methods.card import ParamCard, ParamMemory
 
-
-peft_method(
-    name="lora", family="reparameterized", trains="low-rank A·B on q/k/v/o/gate/up/down",
-    config=LoraSettings, build=lora_config, zero_init=True,
+CARD = ParamCard(
+    name="lora", family="reparameterized", label="LoRA", trains="low-rank A·B on q/k/v/o/gate/up/down",
     description="LoRA (r=8, alpha=16) on all linear projections; merges into the base",
+    settings=LoraSettings, memory=ParamMemory(trainable=lora_trainable, per_token=lora_per_token),
 )
+peft_method(CARD, lora_config)

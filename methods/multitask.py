@@ -10,7 +10,7 @@ import random
 from pydantic import BaseModel, Field
 
 from methods._trl import StageContext
-from methods.errors import UserError
+from common.errors import UserError
 from methods.registry import Objective, register
 from methods.sft import train_sft
 

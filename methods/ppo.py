@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from methods._reward import scores
 from methods._trl import StageContext, as_chat
-from methods.errors import UserError
+from common.errors import UserError
 from methods.registry import Objective, register
 
 

@@ -1,97 +1,97 @@
-"""The method registry: every parameterization and objective registers itself here.
+"""The method registry: every parameterization and objective registers its card and implementation.
+
+    python -c "from methods.registry import cards; print(sorted(cards()))"
 
 A parameterization says *which* weights train (full, lora, qlora, bitfit, ...); an objective
-says *what signal* trains them (sft, dpo, grpo, ...). Each lives in its own file in
-``methods/`` and calls ``register(...)`` at import; ``methods/__init__.py`` imports them all.
+says *what signal* trains them (sft, dpo, grpo, ...). Each lives in ``methods/<name>.py``, which
+declares its card (methods/card.py) and calls ``register(CARD, ...)`` with the functions that
+implement it. Method modules import no torch at module level, so loading every card is cheap.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from methods.errors import UserError, unknown
+from common.errors import UserError, unknown
+from methods.card import FAMILIES, ObjectiveCard, ParamCard
 
-FAMILIES = ("full", "selective", "additive", "reparameterized", "soft-prompt", "quantized")
+__all__ = ["FAMILIES", "Objective", "Parameterization", "cards", "check_combination", "objective",
+           "parameterization", "register"]
 
 
 @dataclass(frozen=True)
 class Parameterization:
-    """Which weights train, and how the base is stored.
+    """A card plus its implementation.
 
     apply(model, cfg) -> model with only the method's weights trainable.
     save(model, dir) writes just what trained; load(base, dir, cfg) restores it on a fresh base.
-    merge(model) -> a plain transformers model with the update folded in, or None if impossible.
+    merge(model) -> a plain transformers model with the update folded in (only if card.mergeable).
     load_kwargs(cfg) -> extra ``from_pretrained`` kwargs (e.g. a BitsAndBytesConfig).
     step_hook(model, step) runs after every optimizer step (AdaLoRA's rank reallocation).
-    run_defaults(hp) -> config values derived from the run (e.g. AdaLoRA's total_step = max_steps).
+    run_defaults(hp) -> settings derived from the run (e.g. AdaLoRA's total_step = max_steps).
     """
 
-    name: str
-    family: str
-    trains: str
-    config: type[BaseModel]
+    card: ParamCard
     apply: Callable[[Any, BaseModel], Any]
     save: Callable[[Any, str], None]
     load: Callable[[Any, str, BaseModel], Any]
     merge: Callable[[Any], Any] | None = None
     load_kwargs: Callable[[BaseModel], dict] | None = None
-    requires: tuple[str, ...] = ()
-    zero_init: bool = False
-    description: str = ""
     step_hook: Callable[[Any, int], None] | None = None
-    run_defaults: Callable[[dict], dict] | None = None
+    run_defaults: Callable[[Any], dict] | None = None
+
+    def __post_init__(self):
+        if self.card.mergeable != (self.merge is not None):
+            raise ValueError(f"{self.card.name}: card.mergeable={self.card.mergeable} but merge is {self.merge}")
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def family(self) -> str:
+        return self.card.family
 
     def make_config(self, values: dict | None = None) -> BaseModel:
-        return validate_config(self.config, values, f"parameterization '{self.name}'")
+        return self.card.make_config(values)
 
 
 @dataclass(frozen=True)
 class Objective:
-    """What signal trains the weights.
+    """A card plus ``train(ctx) -> StageResult`` (methods/context.py)."""
 
-    data: the record format it consumes (text, prompt_completion, preference, ...).
-    needs: extra models or tools (reference, reward model, teacher, judge, checker).
-    train(ctx) runs the stage; see bench/train.py for the context it receives.
-    incompatible: parameterization name -> reason it cannot be combined.
-    head: "causal_lm" (policy) or "seq_cls" (a scalar-reward model, for rm).
-    """
-
-    name: str
-    family: str
-    data: str
-    config: type[BaseModel]
+    card: ObjectiveCard
     train: Callable[[Any], Any]
-    needs: tuple[str, ...] = ()
-    incompatible: dict[str, str] = field(default_factory=dict)
-    head: str = "causal_lm"
-    description: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def head(self) -> str:
+        return self.card.head
+
+    @property
+    def data(self) -> str:
+        return self.card.data
 
     def make_config(self, values: dict | None = None) -> BaseModel:
-        return validate_config(self.config, values, f"objective '{self.name}'")
+        return self.card.make_config(values)
 
 
 PARAMETERIZATIONS: dict[str, Parameterization] = {}
 OBJECTIVES: dict[str, Objective] = {}
 
 
-def validate_config(cls: type[BaseModel], values: dict | None, what: str) -> BaseModel:
-    try:
-        return cls(**(values or {}))
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "config"
-        raise UserError(f"{what}: bad value for '{loc}': {first['msg']}") from None
-
-
-def register(item: Parameterization | Objective) -> Parameterization | Objective:
+def register(card: ParamCard | ObjectiveCard, **impl) -> Parameterization | Objective:
+    """Register a card with its implementation functions (see the two classes above)."""
+    item = Parameterization(card=card, **impl) if isinstance(card, ParamCard) else Objective(card=card, **impl)
     table = PARAMETERIZATIONS if isinstance(item, Parameterization) else OBJECTIVES
-    if item.name in table:
-        raise ValueError(f"duplicate registration of {item.name}")
-    if isinstance(item, Parameterization) and item.family not in FAMILIES:
-        raise ValueError(f"{item.name}: family {item.family} not in {FAMILIES}")
-    table[item.name] = item
+    if card.name in table:
+        raise ValueError(f"duplicate registration of {card.name}")
+    table[card.name] = item
     return item
 
 
@@ -99,6 +99,12 @@ def _load() -> None:
     from methods import load_all
 
     load_all()
+
+
+def cards() -> dict[str, ParamCard | ObjectiveCard]:
+    """Every card by name (parameterization and objective names never collide)."""
+    _load()
+    return {**{n: p.card for n, p in PARAMETERIZATIONS.items()}, **{n: o.card for n, o in OBJECTIVES.items()}}
 
 
 def parameterization(name: str) -> Parameterization:
@@ -118,5 +124,5 @@ def objective(name: str) -> Objective:
 def check_combination(objective_name: str, param_name: str) -> None:
     """Raise UserError if this objective cannot train with this parameterization."""
     obj, par = objective(objective_name), parameterization(param_name)
-    if par.name in obj.incompatible:
-        raise UserError(f"{obj.name} cannot train with {par.name}: {obj.incompatible[par.name]}")
+    if par.name in obj.card.incompatible:
+        raise UserError(f"{obj.name} cannot train with {par.name}: {obj.card.incompatible[par.name]}")

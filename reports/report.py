@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from bench.results import read_runs
-from methods.errors import UserError, unknown
+from common.errors import UserError, unknown
 from reports.claims import evaluate
 from reports.plots import slug, write_plots
 from reports.table import groups

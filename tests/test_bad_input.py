@@ -318,7 +318,7 @@ def test_yaml_parsers_refuse_python_tags(tmp_path, monkeypatch):
     from bench.stack import load_stack_yaml
     from bench.taskdata import get_task
     from methods._judge import load_constitution
-    from methods.errors import UserError
+    from common.errors import UserError
 
     evil = "!!python/object/apply:os.system ['touch " + str(tmp_path / "pwned") + "']"
     f = tmp_path / "evil.yaml"

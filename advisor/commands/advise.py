@@ -40,7 +40,7 @@ def register(sub):
 
 
 def check_numbers(args) -> None:
-    from methods.errors import UserError
+    from common.errors import UserError
 
     for flag, value in (("--budget-hours", args.budget_hours), ("--budget-usd", args.budget_usd)):
         if value is not None and not value > 0:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from advisor.cli import add_command
-from methods.errors import UserError
+from common.errors import UserError
 
 RUN_EXAMPLES = """  tunebench bench run --matrix smoke
   tunebench bench run --matrix smoke --dry-run

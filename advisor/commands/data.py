@@ -14,7 +14,7 @@ import json
 import time
 
 from advisor.cli import add_command
-from methods.errors import UserError
+from common.errors import UserError
 
 
 def register(sub):

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from advisor.cli import add_command
-from methods.errors import UserError
+from common.errors import UserError
 
 DEFAULT_COLUMNS = ["run_id", "stage", "model", "task", "seed", "status", "trainable_params", "tokens_per_s",
                    "peak_rss_bytes", "train_loss", "eval_loss", "wall_time_s"]
@@ -104,7 +104,7 @@ def show(args):
         cols = [c.strip() for c in args.columns.split(",") if c.strip()]
         bad = [c for c in cols if c not in SCHEMA]
         if bad:
-            from methods.errors import unknown
+            from common.errors import unknown
 
             raise unknown("column", bad[0], SCHEMA)
     else:

@@ -71,7 +71,7 @@ def request_from_args(args):
 
 def check_numbers(args) -> None:
     """Numbers the estimator would silently accept but that mean nothing (negative tokens or prices)."""
-    from methods.errors import UserError
+    from common.errors import UserError
 
     for flag, value in (("--tokens", args.tokens), ("--usd-per-hour", args.usd_per_hour), ("--params-b", args.params_b)):
         if value is not None and not value > 0:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from advisor.cli import add_command
-from methods.errors import UserError
+from common.errors import UserError
 
 
 def register(sub):

@@ -55,7 +55,7 @@ def measure(model_name: str, names: list[str]) -> dict[str, dict]:
     from bench.models import model_path
     from methods import parameterization
     from methods._common import trainable_counts
-    from methods.errors import UserError
+    from common.errors import UserError
 
     path = model_path(model_name)
     base_total = trainable_counts(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32))[1]

@@ -27,7 +27,7 @@ def register(sub):
 
 def check_out(out: Path, force: bool) -> None:
     """An earlier report in --out is a result too: replace it only when asked."""
-    from methods.errors import UserError
+    from common.errors import UserError
 
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from advisor.cli import add_command
-from methods.errors import UserError
+from common.errors import UserError
 
 EXAMPLES = """  tunebench train --stack sft:lora --model tiny-llama --task smoke --max-steps 3
   tunebench train --stack "cpt:full,sft:lora,dpo:lora" --model tiny-llama --task smoke --max-steps 3 --out /tmp/run

@@ -8,7 +8,7 @@ The app lives in ``advisor/tui/`` (app.py, screens/, widgets/, app.tcss, message
 from pathlib import Path
 
 from advisor.cli import add_command
-from methods.errors import UserError
+from common.errors import UserError
 
 EXAMPLES = """  tunebench tui
   tunebench tui --db ~/tb-db           # read evidence from and record launched runs into this DB

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from advisor.catalogs import gpu, gpus
-from methods.errors import UserError
+from common.errors import UserError
 
 
 @dataclass(frozen=True)

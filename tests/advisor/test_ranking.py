@@ -127,7 +127,7 @@ def test_calibration_recovers_a_known_activation_scale(tmp_path):
 
 def test_calibration_without_gpu_runs_is_a_user_error(tmp_path):
     from advisor.calibration import calibrate
-    from methods.errors import UserError
+    from common.errors import UserError
 
     _run(tmp_path, model="llama-3.2-1b", method="lora", objective="sft", task="smoke")  # no peak measured
     with pytest.raises(UserError, match="no calibration data"):

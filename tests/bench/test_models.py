@@ -30,7 +30,7 @@ def test_unknown_model_exits_2(capsys):
 
 def test_half_written_model_folder_is_refused(tmp_path):
     from bench.models import model_path
-    from methods.errors import UserError
+    from common.errors import UserError
 
     (tmp_path / "model.safetensors").write_bytes(b"")
     with pytest.raises(UserError, match="no config.json"):

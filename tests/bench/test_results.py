@@ -17,7 +17,7 @@ import pytest
 from advisor.cli import main
 from bench.results import merge, read_runs, record_files, write_record
 from bench.schema import SCHEMA, new_record
-from methods.errors import UserError
+from common.errors import UserError
 
 
 def full_record(i: int = 0, **over) -> dict:

@@ -14,7 +14,7 @@ from bench import matrix as mx
 from bench.results import read_runs, record_files
 from bench.runner import Runner, run_matrix
 from bench.schema import SCHEMA
-from methods.errors import UserError
+from common.errors import UserError
 
 HP = {"max_steps": 2, "batch_size": 2, "max_length": 32, "eval_limit": 2}
 

@@ -13,7 +13,7 @@ import pytest
 from advisor.cli import main
 from bench import taskdata
 from bench.taskdata import FORMATS, get_task, list_tasks, load_records, validate
-from methods.errors import UserError
+from common.errors import UserError
 
 STANDARD = ["general-text", "gsm-symbolic", "instruct-mix", "math-prefs", "pydocs-dapt", "smoke", "wiki-topics"]
 LIMIT = 40

@@ -17,7 +17,7 @@ import torch
 
 from methods import PARAMETERIZATIONS, parameterization
 from methods._common import trainable_counts
-from methods.errors import UserError
+from common.errors import UserError
 from methods.registry import FAMILIES
 
 ALL = [

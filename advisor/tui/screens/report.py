@@ -38,7 +38,7 @@ class ReportScreen(Screen):
         self.run_worker(self.build, thread=True)
 
     def build(self) -> None:
-        from methods.errors import UserError
+        from common.errors import UserError
         from reports.report import build_report
 
         try:

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from methods.errors import UserError
+from common.errors import UserError
 
 
 def first_error(e: ValidationError) -> str:

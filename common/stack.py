@@ -1,0 +1,96 @@
+"""The stack value and stage hyper-parameters: parsed once (string or YAML), then passed around.
+
+    python -c "from common.stack import parse_stack; print(parse_stack('cpt:full,sft:lora', 'tiny-llama', 'smoke').label)"
+
+YAML shape (unknown keys are errors), e.g. examples/stack.yaml::
+
+    model: tiny-llama
+    task: smoke
+    seed: 0
+    hp: {max_steps: 3, batch_size: 4}        # shared by every stage
+    stages:
+      - {objective: sft, method: lora, method_cfg: {r: 16}}
+      - {objective: dpo, method: lora, cfg: {beta: 0.2}, task: smoke, hp: {learning_rate: 5e-5}}
+
+Names are checked against the method registry by bench/stack.py ``validate``; this module knows
+only the shape, so every room can read a stack.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from common.errors import UserError
+from common.yamlfile import load_validated
+
+STAGE_RE = re.compile(r"^([a-z_0-9]+):([a-z_0-9]+)$")
+
+
+class HyperParams(BaseModel):
+    """Stage hyper-parameters common to every objective; unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+    learning_rate: float | None = Field(default=None, gt=0, le=1)
+    batch_size: int = Field(default=4, ge=1, le=4096)
+    grad_accum: int = Field(default=1, ge=1, le=4096)
+    max_steps: int = Field(default=20, ge=1, le=10_000_000)
+    max_length: int = Field(default=256, ge=8, le=1_000_000)
+    seed: int = Field(default=0, ge=0)
+    grad_ckpt: bool = False
+    train_limit: int | None = Field(default=None, ge=1, description="use at most N training records")
+    eval_limit: int = Field(default=32, ge=0, description="test records for the task loss; 0 = skip")
+    metric_limit: int = Field(default=0, ge=0, description="lm-eval task metric on N test items; 0 = skip")
+    teacher: str | None = None
+    reward_model: str | None = None
+    judge: str | None = None
+
+
+class StageSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    objective: str
+    method: str
+    task: str | None = None
+    hp: dict = {}
+    cfg: dict = {}
+    method_cfg: dict = {}
+
+    @property
+    def label(self) -> str:
+        return f"{self.objective}:{self.method}"
+
+
+class StackSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    task: str
+    seed: int = Field(default=0, ge=0)
+    hp: dict = {}
+    stages: list[StageSpec] = Field(min_length=1)
+
+    @property
+    def label(self) -> str:
+        return ",".join(s.label for s in self.stages)
+
+
+def parse_stack_string(text: str) -> list[StageSpec]:
+    parts = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(not p for p in parts):
+        raise UserError(f"malformed stack '{text}': expected OBJECTIVE:METHOD[,OBJECTIVE:METHOD...] e.g. sft:lora,dpo:lora")
+    stages = []
+    for p in parts:
+        m = STAGE_RE.match(p)
+        if not m:
+            raise UserError(f"malformed stage '{p}' in stack '{text}': expected OBJECTIVE:METHOD, e.g. sft:lora")
+        stages.append(StageSpec(objective=m.group(1), method=m.group(2)))
+    return stages
+
+
+def load_stack_yaml(path: str | Path) -> StackSpec:
+    return load_validated(path, StackSpec, "stack file", "model, task and stages")
+
+
+def parse_stack(text: str, model: str, task: str, **extra) -> StackSpec:
+    """``"cpt:full,sft:lora"`` (plus the model and task) as a StackSpec."""
+    return StackSpec(model=model, task=task, stages=parse_stack_string(text), **extra)
