@@ -8,7 +8,6 @@ lm-eval cannot load (bottleneck adapters, BitFit), because it takes the live mod
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
@@ -59,10 +58,6 @@ def task_loss(model, tokenizer, records: list[dict], fmt: str, max_length: int =
         total, count = total + nll.item(), count + n
     model.train(was)
     return total / count if count else None
-
-
-def finite(x) -> bool:
-    return x is not None and math.isfinite(x)
 
 
 def task_metric(model, tokenizer, task: str, limit: int) -> tuple[str, float] | None:

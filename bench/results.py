@@ -217,31 +217,6 @@ def read_runs(db_dir: Path | str, on_damaged: OnDamaged | None = None) -> pl.Dat
     return conform(pl.concat(frames, how="diagonal_relaxed"))
 
 
-def scan_runs(db_dir: Path | str, on_damaged: OnDamaged | None = None) -> pl.LazyFrame:
-    """A LazyFrame over the readable records (damaged files already reported and skipped).
-
-    ``pl.scan_parquet`` over the whole directory would fail on one corrupt file, so the good
-    files are found first and then scanned together.
-    """
-    report = on_damaged or _warn_damaged
-    good = []
-    for path in record_files(db_dir):
-        try:
-            pl.read_parquet_schema(path)
-            good.append(str(path))
-        except Exception as e:
-            report(path, f"{type(e).__name__}: {e}")
-    if not good:
-        return empty_frame().lazy()
-    return pl.scan_parquet(good, missing_columns="insert", extra_columns="ignore", schema=SCHEMA)
-
-
-def ok_config_hashes(db_dir: Path | str) -> set[str]:
-    """Config hashes that already have an ``ok`` record (what ``bench run --resume`` skips)."""
-    df = read_runs(db_dir, on_damaged=lambda p, m: None)
-    return set(df.filter(pl.col("status") == "ok")["config_hash"].drop_nulls().to_list())
-
-
 def merge(src_dirs: Iterable[Path | str], db_dir: Path | str,
           on_damaged: OnDamaged | None = None) -> tuple[int, int]:
     """Copy records from each source (a results dir, or a parquet file of many rows such as a

@@ -2,7 +2,7 @@
 
     python -c "from common.shape import Shape; print(Shape('x', 576, 30, 9, 3, 1536, 49152, tied=True).params())"
 
-``Shape`` is read from a catalog entry (advisor/catalog/models.yaml) or from an HF ``config.json``
+``Shape`` is read from a model catalog entry or from an HF ``config.json``
 (``shape_from_hf_config``). The method cards (methods/card.py) take a Shape to give their
 trainable-parameter counts and memory traits, so this lives at the bottom where every room reads it.
 """

@@ -73,10 +73,6 @@ def goal_options() -> list[tuple[str, str]]:
     return [(f"{k}: {v}", k) for k, v in GOALS.items()]
 
 
-def data_kinds() -> tuple[str, ...]:
-    return DATA_KINDS
-
-
 def parse_number(text: str, name: str, *, integer: bool = False, allow_empty: bool = False,
                  minimum: float = 0.0, strict_min: bool = False) -> tuple[float | int | None, str | None]:
     """(value, None) or (None, error line naming the field and what is accepted)."""
