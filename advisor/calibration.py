@@ -17,8 +17,7 @@ import statistics
 from pathlib import Path
 
 from advisor.catalogs import Gpu, Shape, generic_shape, gpus, models, shape_from_config
-from advisor.estimator import CALIBRATION, Request, constants, estimate, train_flops_per_token
-from advisor.method_table import check
+from advisor.estimator import CALIBRATION, Request, cards_for, constants, estimate, train_flops_per_token
 from common.errors import UserError
 
 
@@ -62,23 +61,29 @@ def request_from_run(row: dict) -> Request | None:
     if s is None or not row.get("method") or not row.get("objective"):
         return None
     try:
-        check(row["method"], row["objective"])
+        card, _ = cards_for(row["method"], row["objective"])
     except UserError:
         return None
     hp = json.loads(row.get("hyperparams") or "{}")
     common, mcfg = hp.get("hp", hp), hp.get("method_cfg", {})
-    targets = mcfg.get("target_modules")
+    # The run's method settings, as far as this version's card knows them (a record from an older
+    # version may carry keys since renamed; a setting that no longer validates drops the row).
+    method_cfg = {k: v for k, v in (mcfg or {}).items() if k in card.settings.model_fields}
+    targets = method_cfg.get("target_modules")
     if isinstance(targets, (list, tuple)):
-        targets = ",".join(t for t in targets if t in s.linears()) or "all-linear"
-    elif targets not in (None, "all-linear"):
-        targets = "all-linear"
+        method_cfg["target_modules"] = [t for t in targets if t in s.linears()] or list(s.linears())
+    elif targets is not None:  # a peft shorthand such as "all-linear"
+        method_cfg.pop("target_modules")
+    try:
+        card.make_config(method_cfg)
+    except UserError:
+        return None
     g = _gpu_for(row.get("device_name"), row.get("device_memory_bytes"))
     return Request(
         shape=s, method=row["method"], objective=row["objective"],
         precision=common.get("precision", "bf16" if g is None or g.bf16 else "fp16"),
         seq_len=int(common.get("max_length", 256)), micro_batch=int(common.get("batch_size", 4)),
-        grad_ckpt=bool(common.get("grad_ckpt", False)), lora_r=int(mcfg.get("r", 8)),
-        targets=targets or "all-linear", virtual_tokens=int(mcfg.get("num_virtual_tokens", 20)),
+        grad_ckpt=bool(common.get("grad_ckpt", False)), method_cfg=method_cfg,
         num_gpus=int(row.get("device_count") or 1), gpu=g,
     )
 
@@ -123,9 +128,9 @@ def fit(rows, base: dict) -> dict:
     for _, req, _, row in rows:
         if req.gpu is None or not row.get("tokens_per_s"):
             continue
-        par, obj = check(req.method, req.objective)
+        par, obj = cards_for(req.method, req.objective)
         peak = (req.gpu.bf16_tflops if req.precision != "fp32" else req.gpu.fp32_tflops) * 1e12 * req.num_gpus
-        mfus.append(row["tokens_per_s"] * train_flops_per_token(req, par, obj) / obj.pairs / peak)
+        mfus.append(row["tokens_per_s"] * train_flops_per_token(req, par, obj) / obj.memory.sequences / peak)
     if mfus:
         fitted["mfu"] = round(statistics.median(mfus), 4)
     return fitted

@@ -9,6 +9,15 @@ depend on what trains: a frozen linear keeps no input, an fp32 adapter keeps an 
 its input), the logits (bf16 logits + fp32 upcast, log-softmax and their gradients), the
 objective's extra models and rollouts, and the CUDA context. The few constants that cannot be
 derived live in ``advisor/calibration.json`` (``tunebench estimate calibrate`` refits them).
+
+What a method is comes from its card (methods/card.py), never from its name: the parameterization's
+``memory`` traits (trainable count, base storage, kept layers, per-token and per-layer terms, extra
+tokens) evaluated on the model's Shape and the method's validated settings (``method_config``), and
+the objective's ``needs`` (reference, teacher, value model), ``head`` and ``memory`` (sequences per
+example, whether it generates). The estimator adds only what every layer keeps whatever trains
+(norms, attention q/k/v/out, MLP activations); the card's ``per_token`` is the rest, including
+every base linear's input where the base trains (``base_linears_keep_inputs``, which also makes the
+backward compute weight gradients).
 """
 from __future__ import annotations
 
@@ -16,19 +25,34 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from advisor.catalogs import Gpu, Shape
-from advisor.method_table import TARGETS, Obj, Param, check
 from common.errors import UserError, unknown
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from methods.card import ObjectiveCard, ParamCard
 
 GIB = 2**30
 CALIBRATION = Path(__file__).parent / "calibration.json"
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 OPTIMIZERS = {"adamw": None, "adamw8bit": 2.0, "paged_adamw8bit": 2.0, "sgd": 0.0}
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # 4-bit codes + 8-bit absmax per 64 + fp32 per 256 absmax (double quant)
-BOTTLENECK = 64  # bottleneck adapter width
 DEFAULTS = {"activation_scale": 1.0, "logits_scale": 1.0, "alloc_overhead": 0.0,
             "cuda_context_gib": 0.5, "mfu": 0.35, "cpu_runtime_gib": 1.0}
+# Adapter-target presets for --targets (or a comma list of module names).
+TARGETS = {
+    "all-linear": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+    "attn": ("q_proj", "k_proj", "v_proj", "o_proj"),
+    "qv": ("q_proj", "v_proj"),
+    "mlp": ("gate_proj", "up_proj", "down_proj"),
+}
+# The request's knobs and the method-settings field each one sets (when the method has it).
+KNOBS = {"lora_r": "r", "targets": "target_modules", "virtual_tokens": "num_virtual_tokens"}
+# Model features a card can require (ParamCard.requires): how a Shape shows it, what to pick instead.
+REQUIREMENTS = {"bias terms": (lambda s: s.bias != "none", "pick a model with biases (e.g. phi-2, opt-1.3b)")}
 
 
 @lru_cache(maxsize=None)
@@ -42,6 +66,11 @@ def constants() -> dict:
 
 @dataclass
 class Request:
+    """One stage to estimate. The method's settings are ``method_cfg`` (its card's settings
+    fields, defaults from the card); ``lora_r``, ``targets`` and ``virtual_tokens`` are shorthands
+    that set ``r``, ``target_modules`` and ``num_virtual_tokens`` when the method has that field
+    (None: the method's own default)."""
+
     shape: Shape
     method: str = "lora"
     objective: str = "sft"
@@ -50,14 +79,14 @@ class Request:
     micro_batch: int = 1
     grad_ckpt: bool = False
     optimizer: str = "adamw"
-    lora_r: int = 8
-    targets: str = "all-linear"
+    lora_r: int | None = None
+    targets: str | None = None     # all-linear | attn | qv | mlp | q_proj,v_proj,...
     num_gpus: int = 1
     zero_stage: int = 0
     gpu: Gpu | None = None
     tokens: int | None = None
     attn: str = "sdpa"
-    virtual_tokens: int = 20
+    virtual_tokens: int | None = None
     generations: int = 8
     gen_len: int = 256
     teacher: Shape | None = None
@@ -65,6 +94,7 @@ class Request:
     usd_per_hour: float | None = None
     adapter_fp32: bool = True  # PEFT keeps adapters in fp32 on a bf16/fp16 base (autocast_adapter_dtype)
     amp: bool = True           # Trainer/TRL bf16 autocast: adapter matmuls run on a bf16 copy of their input
+    method_cfg: dict | None = None
 
 
 @dataclass
@@ -96,59 +126,69 @@ class Estimate:
         }
 
 
-def _targets(req: Request) -> tuple[str, ...]:
-    if req.targets in TARGETS:
-        mods = TARGETS[req.targets]
-    else:
-        mods = tuple(t.strip() for t in req.targets.split(",") if t.strip())
-    known = req.shape.linears()
-    bad = [m for m in mods if m not in known and not (m == "gate_proj" and req.shape.mlp == "plain")]
-    if bad:
-        raise UserError(f"unknown target module '{bad[0]}' (accepted: {', '.join(list(TARGETS) + sorted(known))})")
-    return tuple(m for m in mods if m in known)
+def cards_for(method: str, objective: str) -> tuple[ParamCard, ObjectiveCard]:
+    """The parameterization's and the objective's cards (UserError with the closest names)."""
+    from methods import OBJECTIVES, PARAMETERIZATIONS  # loads every card, no torch
+
+    if method not in PARAMETERIZATIONS:
+        raise unknown("method", method, PARAMETERIZATIONS)
+    if objective not in OBJECTIVES:
+        raise unknown("objective", objective, OBJECTIVES)
+    return PARAMETERIZATIONS[method].card, OBJECTIVES[objective].card
 
 
-def _expert_mult(shape: Shape, module: str) -> int:
-    return shape.experts if module in ("gate_proj", "up_proj", "down_proj") else 1
+def _target_list(targets: str) -> list[str]:
+    if targets in TARGETS:
+        return list(TARGETS[targets])
+    mods = [t.strip() for t in targets.split(",") if t.strip()]
+    if not mods:
+        raise UserError(f"--targets '{targets}' names no module (presets: {', '.join(TARGETS)})")
+    return mods
 
 
-def trainable_params(req: Request, par: Param) -> int:
-    s, L = req.shape, req.shape.layers
-    mods = s.linears()
-    if par.kind == "full":
-        return s.params()
-    if par.kind == "freeze":
-        return _freeze_layers(s) * s.layer_params()
-    if par.kind in ("lowrank", "dora", "vera", "weightdelta"):
-        r, n = req.lora_r, 0
-        for m in _targets(req):
-            i, o = mods[m]
-            k = _expert_mult(s, m)
-            if par.kind == "vera":
-                n += (r + o) * k                      # lambda_d (r) and lambda_b (out); A, B are frozen buffers
-            elif par.kind == "weightdelta":
-                n += 2 * r * (i + o) * k              # LoHa-size factors; LoKr/OFT/BOFT are of the same order
-            else:
-                n += r * (i + o) * k + (o * k if par.kind == "dora" else 0)
-        return n * L
-    if par.kind == "ia3":
-        return L * (2 * s.kv_dim + s.intermediate)
-    if par.kind == "prefix":
-        return L * 2 * s.kv_dim * req.virtual_tokens
-    if par.kind == "prompt":
-        return s.hidden * req.virtual_tokens
-    if par.kind == "ln":
-        return L * 2 * s.hidden + s.hidden
-    if par.kind == "bias":
-        return L * s.bias_params()
-    if par.kind == "bottleneck":
-        per = 2 * s.hidden * BOTTLENECK + BOTTLENECK + s.hidden
-        return L * per * (2 if req.method == "adapter_houlsby" else 1)
-    raise AssertionError(par.kind)
+def method_config(req: Request, card: ParamCard, notes: list[str] | None = None) -> BaseModel:
+    """The method's validated settings: ``method_cfg``, then the knobs the method has a field for."""
+    values = dict(req.method_cfg or {})
+    fields = card.settings.model_fields
+    for knob, key in KNOBS.items():
+        value = getattr(req, knob)
+        if value is None:
+            continue
+        if key not in fields:
+            if notes is not None:
+                notes.append(f"--{knob.replace('_', '-')} does not apply to {card.name} (it has no '{key}' setting)")
+            continue
+        values[key] = _target_list(value) if knob == "targets" else value
+    return card.make_config(values)
 
 
-def _freeze_layers(s: Shape) -> int:
-    return max(1, s.layers // 4)
+def check_requirements(card: ParamCard, s: Shape) -> None:
+    """UserError when the model lacks a feature the card requires (bitfit on a model without biases)."""
+    for need in card.requires:
+        if need in REQUIREMENTS and not REQUIREMENTS[need][0](s):
+            raise UserError(f"{card.name} trains {need} and {s.name} has none; {REQUIREMENTS[need][1]}")
+
+
+def trainable_params(req: Request, card: ParamCard | None = None, cfg: BaseModel | None = None) -> int:
+    """Trainable parameters of the request's method on its model, from the method's card."""
+    card = card or cards_for(req.method, req.objective)[0]
+    cfg = cfg if cfg is not None else method_config(req, card)
+    return int(card.memory.trainable(req.shape, cfg))
+
+
+def _kept_layers(card: ParamCard, s: Shape, cfg: BaseModel) -> int:
+    """Layers autograd keeps: all of them unless the card says only the last few train."""
+    fn = card.memory.kept_layers
+    return s.layers if fn is None else min(s.layers, int(fn(s, cfg)))
+
+
+def _head_trains(card: ParamCard, s: Shape, cfg: BaseModel, n_train: int) -> bool:
+    """The LM head (or the tied embedding) is among the trained base weights: its gradient is
+    built while the logits' gradients are alive. Read from the card: in-base trainables beyond
+    the kept layers' weights hold at least a vocab×hidden matrix (full; freeze with its head)."""
+    if not card.memory.in_base:
+        return False
+    return n_train - _kept_layers(card, s, cfg) * s.layer_params() >= s.vocab * s.hidden
 
 
 def _weights_bytes(s: Shape, base: str, e: int) -> float:
@@ -159,72 +199,53 @@ def _weights_bytes(s: Shape, base: str, e: int) -> float:
     return s.params() * e
 
 
-def _per_token_layer(req: Request, par: Param, e: int, attended: int) -> float:
+def _per_token_layer(req: Request, card: ParamCard, cfg: BaseModel, e: int, attended: int) -> float:
     """Bytes autograd keeps per token in one transformer layer."""
     s = req.shape
     h, i, dq, dkv, k = s.hidden, s.intermediate, s.q_dim, s.kv_dim, s.experts_per_token
-    mods = s.linears()
     # Two RMSNorms keep an fp32 copy of their input (they upcast); attention kernel keeps q, k, v, out.
     b = 2 * 4 * h + e * (2 * dq + 2 * dkv)
     if req.attn == "eager":
         b += (4 + e) * s.heads * attended   # fp32 softmax output + the probabilities in compute dtype
     b += (3 * e * i if s.mlp == "gated" else e * i) * k  # activation input/output and the up branch
-    if par.kind in ("full", "freeze"):
-        b += e * (h + dq + h + i * k) + 2 * e * h  # every linear's input + the norms' weighted inputs
-    elif par.kind == "ln":
-        b += 2 * e * h
+    # What trains adds its own: the card's per_token. Where the base's linears train
+    # (base_linears_keep_inputs: full, freeze) that is every linear's input and the norms' weighted
+    # inputs, which the full and freeze cards state in their per_token, so it is not added here again.
     # Each adapter keeps its own copy of its input: fp32 when it upcasts (no autocast, as in a
     # plain PyTorch loop), in the compute dtype when autocast casts it for the matmul.
     ab = 4 if (e == 4 or (req.adapter_fp32 and not req.amp)) else e
-    if par.kind in ("lowrank", "dora", "weightdelta"):
-        for m in _targets(req):
-            di, do = mods[m]
-            km = k if m in ("gate_proj", "up_proj", "down_proj") else 1
-            b += (ab * di + ab * req.lora_r) * km          # the adapter's own (upcast) input and its rank-r hidden
-            if par.kind == "dora":
-                b += 2 * ab * do * km                      # base and LoRA outputs kept for the magnitude gradient
-    elif par.kind == "vera":
-        # The shared projections are frozen, so no input is kept: only what the two scaling
-        # vectors multiply (rank-r hidden and the output) survives.
-        for m in _targets(req):
-            b += ab * (req.lora_r + mods[m][1]) * (k if m in ("gate_proj", "up_proj", "down_proj") else 1)
-    elif par.kind == "ia3":
-        b += e * 2 * dkv + 4 * i * k                       # scaled k/v outputs; fp32 FFN input
-    elif par.kind == "bottleneck":
-        n = 2 if req.method == "adapter_houlsby" else 1
-        b += n * (e * h + e * BOTTLENECK * 2)
-    return b
-
-
-def _layer_fixed(req: Request, par: Param) -> float:
-    """Token-independent bytes kept per layer (weight-sized deltas built in the forward)."""
-    if par.kind != "weightdelta":
-        return 0.0
-    mods = req.shape.linears()
-    return sum(4 * mods[m][0] * mods[m][1] * _expert_mult(req.shape, m) for m in _targets(req))
+    return b + card.memory.per_token(s, cfg, e, ab)
 
 
 def _kv_cache(s: Shape, seqs: int, length: int, e: int) -> float:
     return seqs * length * s.layers * 2 * s.kv_dim * e
 
 
-def estimate(req: Request, consts: dict | None = None) -> Estimate:
-    """consts overrides the calibrated constants (calibration evaluates candidates this way)."""
-    par, obj = check(req.method, req.objective)
+def _check_numbers(req: Request) -> None:
     if req.precision not in DTYPE_BYTES:
         raise UserError(f"unknown precision '{req.precision}' (accepted: {', '.join(DTYPE_BYTES)})")
     if req.optimizer not in OPTIMIZERS:
         raise unknown("optimizer", req.optimizer, OPTIMIZERS)
-    for name in ("seq_len", "micro_batch", "lora_r", "num_gpus"):
-        if getattr(req, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(req, name)}")
+    for name in ("seq_len", "micro_batch", "lora_r", "virtual_tokens", "num_gpus"):
+        value = getattr(req, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if req.zero_stage not in (0, 1, 2, 3):
         raise UserError(f"--zero-stage must be 0, 1, 2 or 3, got {req.zero_stage}")
-    if par.kind == "bias" and req.shape.bias == "none":
-        raise UserError(f"bitfit trains bias terms and {req.shape.name} has none; pick a model with biases (e.g. phi-2, opt-1.3b)")
+
+
+def estimate(req: Request, consts: dict | None = None) -> Estimate:
+    """consts overrides the calibrated constants (calibration evaluates candidates this way)."""
+    par, obj = cards_for(req.method, req.objective)
+    if par.name in obj.incompatible:
+        raise UserError(f"{obj.name} cannot train with {par.name}: {obj.incompatible[par.name]}")
+    _check_numbers(req)
+    check_requirements(par, req.shape)
+    notes: list[str] = []
+    cfg = method_config(req, par, notes)
+    mem = par.memory
     c = {**constants(), **(consts or {})}
     s = req.shape
-    notes: list[str] = []
     cpu = req.gpu is not None and req.gpu.is_cpu
     precision = req.precision
     if cpu and precision != "fp32":
@@ -233,60 +254,62 @@ def estimate(req: Request, consts: dict | None = None) -> Estimate:
     e = DTYPE_BYTES[precision]
     adapter_fp32 = req.adapter_fp32 and e < 4
 
-    n_train = trainable_params(req, par)
-    in_base = par.kind in ("full", "freeze", "ln", "bias")  # trainables are base weights
+    n_train = trainable_params(req, par, cfg)
+    in_base = mem.in_base  # trainables are base weights: no separate copy, the base dtype
     p_bytes = e if in_base else (4 if adapter_fp32 else e)
     state = OPTIMIZERS[req.optimizer]
     state_bytes = 2 * p_bytes if state is None else state
     n = req.num_gpus if req.zero_stage else 1
 
     # Sequences trained together and the tokens attended.
-    seq = req.seq_len + (req.virtual_tokens if par.kind == "prompt" else 0)
-    attended = seq + (req.virtual_tokens if par.kind == "prefix" else 0)
-    seqs = req.micro_batch * obj.pairs
+    seq = req.seq_len + mem.extra_tokens(cfg)
+    attended = seq + mem.extra_attended(cfg)
+    sequences = obj.memory.sequences
+    seqs = req.micro_batch * sequences
     tokens = seqs * seq
 
-    weights = _weights_bytes(s, par.base, e)
+    weights = _weights_bytes(s, mem.base, e)
     adapter = 0.0 if in_base else n_train * p_bytes
-    if par.kind == "vera":
-        adapter += 4 * req.lora_r * (s.hidden + max(s.intermediate, s.hidden))  # shared frozen projections
+    adapter += mem.frozen_extra(s, cfg)  # frozen tensors the method adds (VeRA's shared projections)
     optimizer = n_train * state_bytes
     grads = n_train * p_bytes
 
     # Layers autograd keeps: all of them when anything trains in (or before) the first layer.
-    kept_layers = _freeze_layers(s) if par.kind == "freeze" else s.layers
-    per_layer = _per_token_layer(req, par, e, attended)
+    kept_layers = _kept_layers(par, s, cfg)
+    per_layer = _per_token_layer(req, par, cfg, e, attended)
+    fixed = mem.layer_fixed(s, cfg)
     if req.grad_ckpt:
         # Only each layer's input survives; one layer is recomputed at a time in the backward.
-        acts = tokens * (kept_layers * e * s.hidden + per_layer) + _layer_fixed(req, par)
+        acts = tokens * (kept_layers * e * s.hidden + per_layer) + fixed
     else:
-        acts = tokens * kept_layers * per_layer + _layer_fixed(req, par) * kept_layers
+        acts = tokens * kept_layers * per_layer + fixed * kept_layers
     acts *= c["activation_scale"]
     if obj.head == "seq_cls":
         logits = tokens * s.hidden * e
     else:
         logits = tokens * s.vocab * (e + 12) * c["logits_scale"]
-    head_grad = s.vocab * s.hidden * e if par.kind == "full" else 0.0
+    head_grad = s.vocab * s.hidden * e if _head_trains(par, s, cfg, n_train) else 0.0
 
     extras: dict[str, float] = {}
-    frozen_copy = _weights_bytes(s, par.base, e)
-    if obj.reference and not req.precompute_ref:
+    frozen_copy = _weights_bytes(s, mem.base, e)
+    if "reference" in obj.needs and not req.precompute_ref:
         if in_base:
             extras["reference_model"] = frozen_copy
         else:
             notes.append("reference = the same base with adapters disabled (no extra copy)")
-    if obj.teacher:
+    if "teacher" in obj.needs:
         t = req.teacher or s
         extras["teacher_model"] = _weights_bytes(t, "dense", e)
         extras["teacher_logits"] = tokens * t.vocab * (e + 4)
         if req.teacher is None:
             notes.append("teacher defaults to a model of the student's shape; pass --teacher for a bigger one")
-    if obj.generates:
+    if obj.memory.generates:
         # Rollouts for one micro-batch of completions are generated with a KV cache.
         extras["generation_kv_cache"] = _kv_cache(s, req.micro_batch, req.seq_len + req.gen_len, e)
-        if req.objective == "grpo":
-            notes.append(f"GRPO: micro-batch counts completions ({req.generations} per prompt); KV cache for generation")
-    if obj.value_and_reward:
+        if "num_generations" in obj.settings.model_fields:
+            notes.append(f"{obj.label}: micro-batch counts completions ({req.generations} per prompt); "
+                         "KV cache for generation")
+    if "value_model" in obj.needs:
         extras["reward_model"] = frozen_copy
         extras["value_model"] = (frozen_copy if not in_base else weights) + grads + optimizer
         acts += tokens * kept_layers * per_layer * c["activation_scale"]  # value network backprops too
@@ -329,7 +352,7 @@ def estimate(req: Request, consts: dict | None = None) -> Estimate:
     fits = None if req.gpu is None else peak <= req.gpu.memory_gib * GIB
     hours = cost = None
     if req.tokens:
-        hours = _hours(req, par, obj, precision, c)
+        hours = _hours(req, par, obj, precision, c, cfg)
         price = req.usd_per_hour if req.usd_per_hour is not None else (req.gpu.usd_per_hour if req.gpu else None)
         cost = None if price is None else hours * price * req.num_gpus
     if req.tokens and req.gpu is None:
@@ -338,36 +361,46 @@ def estimate(req: Request, consts: dict | None = None) -> Estimate:
                     cost_usd=cost, trainable_params=n_train, total_params=s.params(), notes=notes)
 
 
-def train_flops_per_token(req: Request, par: Param, obj: Obj) -> float:
-    """Training FLOPs per training token: forward 2N, backward 2N for input grads + 2N for trainable weights."""
+def train_flops_per_token(req: Request, par: ParamCard | None = None, obj: ObjectiveCard | None = None,
+                          cfg: BaseModel | None = None) -> float:
+    """Training FLOPs per training token: forward 2N, backward 2N for input grads + 2N for trained base weights."""
+    if par is None or obj is None:
+        par, obj = cards_for(req.method, req.objective)
     s = req.shape
     active = s.params() - s.embedding_params() if not s.tied else s.params()
     if s.experts > 1:
         dense = s.params() - s.linear_params() + s.linear_params() * (s.experts_per_token / s.experts)
         active = dense
     fwd = 2 * active + 2 * s.layers * req.seq_len * s.q_dim  # causal attention scores + weighted sum
-    weight_grad = fwd if par.kind == "full" else (fwd / 4 if par.kind == "freeze" else 0.0)
+    # Weight gradients cost another forward for the base weights that train (all of them for
+    # full FT, the last layers + head for freeze); adapters' own weight gradients are negligible.
+    weight_grad = 0.0
+    if par.memory.base_linears_keep_inputs:
+        n_train = trainable_params(req, par, cfg)
+        weight_grad = fwd * min(1.0, n_train / active)
     total = fwd * (2 + (1 if req.grad_ckpt else 0)) + weight_grad
-    if obj.reference and not req.precompute_ref:
+    if "reference" in obj.needs and not req.precompute_ref:
         total += fwd
-    if obj.teacher:
+    if "teacher" in obj.needs:
         t = req.teacher or s
         total += 2 * t.params()
-    if obj.value_and_reward:
+    if "value_model" in obj.needs:
         total += 2 * fwd + fwd  # value fwd+bwd, reward fwd
-    return total * obj.pairs
+    return total * obj.memory.sequences
 
 
-def _hours(req: Request, par: Param, obj: Obj, precision: str, c: dict) -> float | None:
+def _hours(req: Request, par: ParamCard, obj: ObjectiveCard, precision: str, c: dict,
+           cfg: BaseModel | None = None) -> float | None:
     gpu = req.gpu
     if gpu is None:
         return None
     peak = (gpu.bf16_tflops if precision in ("bf16", "fp16") else gpu.fp32_tflops) * 1e12
-    mfu = c["mfu"] * {"nf4": 0.6, "int8": 0.4}.get(par.base, 1.0)
-    seconds = req.tokens * train_flops_per_token(req, par, obj) / obj.pairs / (peak * mfu * req.num_gpus)
-    if obj.generates:
+    mfu = c["mfu"] * {"nf4": 0.6, "int8": 0.4}.get(par.memory.base, 1.0)
+    flops = train_flops_per_token(req, par, obj, cfg) / obj.memory.sequences
+    seconds = req.tokens * flops / (peak * mfu * req.num_gpus)
+    if obj.memory.generates:
         # Decoding is memory-bound: each step reads the weights once for the whole batch.
-        w = _weights_bytes(req.shape, par.base, DTYPE_BYTES[precision])
+        w = _weights_bytes(req.shape, par.memory.base, DTYPE_BYTES[precision])
         steps = req.tokens / max(1, req.seq_len) / max(1, req.micro_batch) * req.gen_len
         seconds += steps * w / (gpu.bandwidth_gbs * 1e9 * 0.6) / req.num_gpus
     return seconds / 3600

@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from advisor.catalogs import Gpu, Shape, shape
 from advisor.estimator import Estimate, Request, estimate, fits_gpu
-from advisor.method_table import PARAMS
 from common.errors import unknown
 
 GOALS = {
@@ -29,43 +29,71 @@ GOALS = {
 }
 DATA_KINDS = ("corpus", "pairs", "preferences", "feedback", "checker", "judge")
 
+class Recipe(NamedTuple):
+    """A goal's candidate sequence of objectives, the data it needs, its prior quality and why."""
+
+    objectives: tuple[str, ...]
+    needs: set[str]
+    prior: float
+    guidance: str
+
+
+class Stage(NamedTuple):
+    """One fitted stage of a candidate stack: the setting that fits and its estimate."""
+
+    objective: str
+    method: str
+    estimate: Estimate
+    request: Request
+
+
+class Rejected(NamedTuple):
+    """A candidate ruled out (does not fit, over budget), kept to say what would change the choice."""
+
+    quality: float
+    objectives: tuple[str, ...]
+    methods: tuple[str, ...]
+    shape: Shape
+    reason: str
+
+
 # Recipes per goal: (objectives, data needed, prior quality, guidance). Priors encode the
 # common practice (InstructGPT/Zephyr/Tulu recipes, DAPT, DeepSeekMath's GRPO, LoRA/QLoRA
 # papers); measured evidence in the DB overrides them.
 RECIPES = {
     "chat": [
-        (("sft", "dpo"), {"pairs", "preferences"}, 0.90, "SFT teaches the format, DPO aligns to preferences without a reward model (Zephyr/Tulu recipe)"),
-        (("sft", "simpo"), {"pairs", "preferences"}, 0.88, "SFT then SimPO: preference alignment without a reference model"),
-        (("orpo",), {"preferences"}, 0.82, "ORPO does SFT and preference alignment in one stage"),
-        (("sft", "kto"), {"pairs", "feedback"}, 0.84, "KTO learns from thumbs-up/down feedback without pairs"),
-        (("sft", "rlaif"), {"pairs", "judge"}, 0.84, "an AI judge with a written constitution labels preferences"),
-        (("sft", "rm", "ppo"), {"pairs", "preferences"}, 0.86, "classic RLHF; strongest with a good reward model, but the most memory and tuning"),
-        (("sft",), {"pairs"}, 0.75, "SFT on good prompt/response pairs is the baseline every chat model starts from"),
+        Recipe(("sft", "dpo"), {"pairs", "preferences"}, 0.90, "SFT teaches the format, DPO aligns to preferences without a reward model (Zephyr/Tulu recipe)"),
+        Recipe(("sft", "simpo"), {"pairs", "preferences"}, 0.88, "SFT then SimPO: preference alignment without a reference model"),
+        Recipe(("orpo",), {"preferences"}, 0.82, "ORPO does SFT and preference alignment in one stage"),
+        Recipe(("sft", "kto"), {"pairs", "feedback"}, 0.84, "KTO learns from thumbs-up/down feedback without pairs"),
+        Recipe(("sft", "rlaif"), {"pairs", "judge"}, 0.84, "an AI judge with a written constitution labels preferences"),
+        Recipe(("sft", "rm", "ppo"), {"pairs", "preferences"}, 0.86, "classic RLHF; strongest with a good reward model, but the most memory and tuning"),
+        Recipe(("sft",), {"pairs"}, 0.75, "SFT on good prompt/response pairs is the baseline every chat model starts from"),
     ],
     "domain": [
-        (("cpt", "sft"), {"corpus", "pairs"}, 0.90, "continued pretraining on the domain corpus adds knowledge, SFT restores instruction following (DAPT)"),
-        (("cpt", "sft", "dpo"), {"corpus", "pairs", "preferences"}, 0.92, "DAPT + SFT + DPO: knowledge, format and preferences"),
-        (("cpt",), {"corpus"}, 0.70, "continued pretraining alone adds knowledge but weakens chat behaviour"),
-        (("sft",), {"pairs"}, 0.72, "SFT on domain Q&A teaches style more than new facts"),
+        Recipe(("cpt", "sft"), {"corpus", "pairs"}, 0.90, "continued pretraining on the domain corpus adds knowledge, SFT restores instruction following (DAPT)"),
+        Recipe(("cpt", "sft", "dpo"), {"corpus", "pairs", "preferences"}, 0.92, "DAPT + SFT + DPO: knowledge, format and preferences"),
+        Recipe(("cpt",), {"corpus"}, 0.70, "continued pretraining alone adds knowledge but weakens chat behaviour"),
+        Recipe(("sft",), {"pairs"}, 0.72, "SFT on domain Q&A teaches style more than new facts"),
     ],
     "classify": [
-        (("sft",), {"pairs"}, 0.88, "SFT on labelled examples; small adapters reach full-FT accuracy on classification"),
-        (("multitask",), {"pairs"}, 0.82, "one adapter over several label sets / extraction schemas"),
+        Recipe(("sft",), {"pairs"}, 0.88, "SFT on labelled examples; small adapters reach full-FT accuracy on classification"),
+        Recipe(("multitask",), {"pairs"}, 0.82, "one adapter over several label sets / extraction schemas"),
     ],
     "reasoning": [
-        (("sft", "grpo"), {"pairs", "checker"}, 0.92, "SFT on worked solutions, then GRPO with the checker as verifiable reward (DeepSeekMath/R1)"),
-        (("grpo",), {"checker"}, 0.82, "GRPO straight from the checker works when the base already reasons a little"),
-        (("sft",), {"pairs"}, 0.72, "SFT on worked solutions"),
+        Recipe(("sft", "grpo"), {"pairs", "checker"}, 0.92, "SFT on worked solutions, then GRPO with the checker as verifiable reward (DeepSeekMath/R1)"),
+        Recipe(("grpo",), {"checker"}, 0.82, "GRPO straight from the checker works when the base already reasons a little"),
+        Recipe(("sft",), {"pairs"}, 0.72, "SFT on worked solutions"),
     ],
     "style": [
-        (("sft",), {"pairs"}, 0.85, "SFT on examples in the target style; adapters capture style cheaply"),
-        (("cpt", "sft"), {"corpus", "pairs"}, 0.86, "a pass over the style corpus, then SFT for instructions"),
-        (("cpt",), {"corpus"}, 0.78, "next-token training on the style corpus imitates it directly"),
+        Recipe(("sft",), {"pairs"}, 0.85, "SFT on examples in the target style; adapters capture style cheaply"),
+        Recipe(("cpt", "sft"), {"corpus", "pairs"}, 0.86, "a pass over the style corpus, then SFT for instructions"),
+        Recipe(("cpt",), {"corpus"}, 0.78, "next-token training on the style corpus imitates it directly"),
     ],
     "multi-tenant": [
-        (("sft",), {"pairs"}, 0.88, "one small adapter per department on one shared base; adapters hot-swap at serving time"),
-        (("sft", "dpo"), {"pairs", "preferences"}, 0.90, "per-department SFT + DPO adapters on one shared base"),
-        (("multitask",), {"pairs"}, 0.78, "one shared multitask adapter when departments overlap"),
+        Recipe(("sft",), {"pairs"}, 0.88, "one small adapter per department on one shared base; adapters hot-swap at serving time"),
+        Recipe(("sft", "dpo"), {"pairs", "preferences"}, 0.90, "per-department SFT + DPO adapters on one shared base"),
+        Recipe(("multitask",), {"pairs"}, 0.78, "one shared multitask adapter when departments overlap"),
     ],
 }
 
@@ -130,19 +158,25 @@ class Recommendation:
 
 def _stage_tokens(p: Profile, objective: str) -> int:
     """Training tokens of one stage from the data on hand (sequences half-full on average)."""
+    from methods import OBJECTIVES  # the objective's card: its record format, whether it generates
+
+    card = OBJECTIVES[objective].card
     half = p.seq_len // 2
-    if objective == "cpt":
+    if card.data == "text":
         return p.corpus_tokens
-    if objective in ("sft", "multitask", "distill"):
-        return p.pairs * half * p.epochs
-    if objective in ("grpo", "ppo"):
+    if card.memory.generates:
         return p.prompts * 8 * (half + 256)
+    if card.data in ("prompt_completion", "mixture"):
+        return p.pairs * half * p.epochs
     return p.preferences * 2 * half * p.epochs  # chosen + rejected
 
 
 def _fit_stage(p: Profile, s: Shape, method: str, objective: str) -> tuple[Estimate, Request] | None:
     """The fastest setting that fits: bigger micro-batch first, checkpointing only if needed."""
-    zero = 3 if p.num_gpus > 1 and method in ("full", "freeze") else 0
+    from methods import PARAMETERIZATIONS
+
+    # Several GPUs shard trained base weights (ZeRO-3) when the base itself trains.
+    zero = 3 if p.num_gpus > 1 and PARAMETERIZATIONS[method].card.memory.in_base else 0
     for mb, ckpt in ((4, False), (4, True), (1, False), (1, True)):
         req = Request(shape=s, method=method, objective=objective, seq_len=p.seq_len, micro_batch=mb,
                       grad_ckpt=ckpt, gpu=p.gpu, num_gpus=p.num_gpus, zero_stage=zero,
@@ -188,19 +222,24 @@ def _evidence(p: Profile) -> dict[tuple[str, str], tuple[float, list[str]]]:
 
 
 def _candidates(p: Profile):
+    """(recipe, methods per stage) for every recipe the data on hand allows."""
+    from methods import PARAMETERIZATIONS  # the cards: shares_base, mergeable
+
+    card = {m: PARAMETERIZATIONS[m].card for m in (*CANDIDATE_METHODS, "full", "lora")}
     have = set(p.data)
-    for objectives, needs, prior, guidance in RECIPES[p.goal]:
-        if not needs <= have:
+    for recipe in RECIPES[p.goal]:
+        if not recipe.needs <= have:
             continue
+        objectives = recipe.objectives
         options = [tuple([m] * len(objectives)) for m in CANDIDATE_METHODS]
         if objectives[0] == "cpt" and len(objectives) > 1:
             options.append(("full",) + ("lora",) * (len(objectives) - 1))
         for methods in options:
-            if p.goal == "multi-tenant" and not PARAMS[methods[-1]].shares_base:
+            if p.goal == "multi-tenant" and not card[methods[-1]].shares_base:
                 continue  # the last stage must be an adapter that can share the base
-            if p.no_latency and not all(PARAMS[m].mergeable for m in methods):
+            if p.no_latency and not all(card[m].mergeable for m in methods):
                 continue
-            yield objectives, methods, prior, guidance
+            yield recipe, methods
 
 
 def _model_prior(s: Shape) -> float:
@@ -217,27 +256,29 @@ def advise(p: Profile) -> list[Recommendation]:
     names = [p.model] if p.model else list(MODEL_LADDER)
     shapes = [shape(n) for n in names]
     evidence = _evidence(p)
-    kept, rejected = [], []
-    for objectives, methods, prior, guidance in _candidates(p):
+    kept: list[Recommendation] = []
+    rejected: list[Rejected] = []
+    for recipe, methods in _candidates(p):
+        objectives, prior = recipe.objectives, recipe.prior
         for s in shapes:
-            stages, ok = [], True
+            stages: list[Stage] = []
             for obj, m in zip(objectives, methods):
                 got = _fit_stage(p, s, m, obj)
                 if got is None:
-                    ok = False
                     big = estimate(Request(shape=s, method=m, objective=obj, seq_len=p.seq_len, micro_batch=1,
                                            grad_ckpt=True, gpu=p.gpu, num_gpus=p.num_gpus))
-                    rejected.append((prior * METHOD_PRIOR[m] * _model_prior(s), objectives, methods, s, f"needs {big.peak_gib:.0f} GiB per GPU"))
+                    rejected.append(Rejected(prior * METHOD_PRIOR[m] * _model_prior(s), objectives, methods, s,
+                                             f"needs {big.peak_gib:.0f} GiB per GPU"))
                     break
-                stages.append((obj, m, *got))
-            if not ok:
+                stages.append(Stage(obj, m, *got))
+            if len(stages) < len(objectives):
                 continue
-            hours = sum(e.hours or 0 for *_, e, _ in stages)
-            cost = sum(e.cost_usd or 0 for *_, e, _ in stages)
+            hours = sum(st.estimate.hours or 0 for st in stages)
+            cost = sum(st.estimate.cost_usd or 0 for st in stages)
             stack = ",".join(f"{o}:{m}" for o, m in zip(objectives, methods))
             q = prior * sum(METHOD_PRIOR[m] for m in methods) / len(methods) * _model_prior(s)
             if (p.budget_hours is not None and hours > p.budget_hours) or (p.budget_usd is not None and cost > p.budget_usd):
-                rejected.append((q, objectives, methods, s, f"needs {hours:.1f} h / ${cost:.0f}"))
+                rejected.append(Rejected(q, objectives, methods, s, f"needs {hours:.1f} h / ${cost:.0f}"))
                 continue
             ev = [evidence[(o, m)] for o, m in zip(objectives, methods) if (o, m) in evidence]
             runs = [rid for _, ids in ev for rid in ids]
@@ -247,11 +288,12 @@ def advise(p: Profile) -> list[Recommendation]:
                 score = (1 - w) * q + w * sum(x for x, _ in ev) / len(ev)
             score -= 0.01 * math.log1p(hours)  # between equals, the cheaper stack wins
             kept.append(Recommendation(
-                stack=stack, model=s.name, peak_gib=max(e.peak_gib for *_, e, _ in stages), hours=hours,
+                stack=stack, model=s.name, peak_gib=max(st.estimate.peak_gib for st in stages), hours=hours,
                 cost_usd=cost if p.gpu.usd_per_hour or not p.gpu.is_cpu else 0.0, fits=True, score=score,
-                why=_why(p, guidance, stages, runs), evidence=runs,
-                stages=[{"stage": f"{o}:{m}", "peak_gib": round(e.peak_gib, 2), "micro_batch": r.micro_batch,
-                         "grad_ckpt": r.grad_ckpt, "hours": round(e.hours or 0, 3)} for o, m, e, r in stages]))
+                why=_why(p, recipe.guidance, stages, runs), evidence=runs,
+                stages=[{"stage": f"{st.objective}:{st.method}", "peak_gib": round(st.estimate.peak_gib, 2),
+                         "micro_batch": st.request.micro_batch, "grad_ckpt": st.request.grad_ckpt,
+                         "hours": round(st.estimate.hours or 0, 3)} for st in stages]))
     best: dict[str, Recommendation] = {}
     for r in sorted(kept, key=lambda r: -r.score):
         best.setdefault(r.stack, r)  # the best model for each stack
@@ -261,22 +303,23 @@ def advise(p: Profile) -> list[Recommendation]:
     return ranked
 
 
-def _why(p: Profile, guidance: str, stages, runs: list[str]) -> str:
-    peak = max(e.peak_gib for _, _, e, _ in stages)
-    knobs = "; ".join(f"{o}:{m} mb {r.micro_batch}{' +ckpt' if r.grad_ckpt else ''}" for o, m, e, r in stages)
+def _why(p: Profile, guidance: str, stages: list[Stage], runs: list[str]) -> str:
+    peak = max(st.estimate.peak_gib for st in stages)
+    knobs = "; ".join(f"{st.objective}:{st.method} mb {st.request.micro_batch}{' +ckpt' if st.request.grad_ckpt else ''}"
+                      for st in stages)
     ev = f"{len(runs)} measured run(s) on the closest task" if runs else "no measured runs on a close task: ranked by published guidance"
     return f"{guidance}. Peak {peak:.1f} of {p.gpu.memory_gib:g} GiB ({knobs}). Evidence: {ev}."
 
 
-def _change(p: Profile, top: Recommendation, rejected) -> str:
+def _change(p: Profile, top: Recommendation, rejected: list[Rejected]) -> str:
     """The best-prior option that was ruled out, and what it would take."""
-    better = [r for r in rejected if r[0] > top.score]
+    better = [r for r in rejected if r.quality > top.score]
     if not better:
-        missing = [needs for objs, needs, prior, _ in RECIPES[p.goal] if not needs <= set(p.data) and prior > top.score]
+        missing = [r.needs for r in RECIPES[p.goal] if not r.needs <= set(p.data) and r.prior > top.score]
         if missing:
             return f"adding {', '.join(sorted(missing[0] - set(p.data)))} data would enable a higher-prior recipe"
         return "nothing cheaper or better fits: a bigger GPU only adds speed"
-    q, objs, methods, s, reason = max(better, key=lambda r: r[0])
-    stack = ",".join(f"{o}:{m}" for o, m in zip(objs, methods))
-    return f"{stack} on {s.name} would rank higher but {reason}"
+    best = max(better, key=lambda r: r.quality)
+    stack = ",".join(f"{o}:{m}" for o, m in zip(best.objectives, best.methods))
+    return f"{stack} on {best.shape.name} would rank higher but {best.reason}"
 

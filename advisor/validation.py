@@ -23,8 +23,8 @@ def request_from_row(row: dict) -> Request:
         shape=shape(row["model"]), method=row["method"], objective=row.get("objective") or "sft",
         precision=row["precision"], seq_len=int(row["seq_len"]), micro_batch=int(row["micro_batch"]),
         grad_ckpt=row["grad_ckpt"] in ("1", "true", "True"), optimizer=row["optimizer"],
-        lora_r=int(row["lora_r"]) or 8, targets=row["targets"] or "all-linear",
-        virtual_tokens=int(row["virtual_tokens"]) or 20, gpu=gpu(row["gpu"]), amp=row["amp"] in ("1", "true", "True"),
+        lora_r=int(row["lora_r"]) or None, targets=row["targets"] or None,  # empty: the method's default
+        virtual_tokens=int(row["virtual_tokens"]) or None, gpu=gpu(row["gpu"]), amp=row["amp"] in ("1", "true", "True"),
     )
 
 

@@ -10,10 +10,10 @@ the source needs one, a builder ``bench/builders/<builder>.py`` exposing
 call; every other task reads the JSONL files ``prepare`` wrote (one per split and format) and
 refuses to guess when they are missing.
 
-Record formats (the keys are a contract with methods/ and the trainer):
-``text`` {text}, ``prompt_completion`` {prompt, completion}, ``preference`` {prompt, chosen,
-rejected}, ``unpaired_preference`` {prompt, completion, label: bool}, ``prompt_with_checker``
-{prompt, answer}, ``mixture`` {task, prompt, completion}.
+Record formats (the keys are a contract with methods/ and the trainer) are pydantic models in
+common/records.py: ``text`` {text}, ``prompt_completion`` {prompt, completion}, ``preference``
+{prompt, chosen, rejected}, ``unpaired_preference`` {prompt, completion, label: bool},
+``prompt_with_checker`` {prompt, answer}, ``mixture`` {task, prompt, completion}.
 """
 from __future__ import annotations
 
@@ -32,16 +32,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bench.home import data_dir
 from common.errors import UserError, unknown
+from common.records import FORMATS, validate
 
 TASKS_DIR = Path(__file__).parent / "tasks"
-FORMATS = {
-    "text": {"text": str},
-    "prompt_completion": {"prompt": str, "completion": str},
-    "preference": {"prompt": str, "chosen": str, "rejected": str},
-    "unpaired_preference": {"prompt": str, "completion": str, "label": bool},
-    "prompt_with_checker": {"prompt": str, "answer": str},
-    "mixture": {"task": str, "prompt": str, "completion": str},
-}
 SPLITS = ("train", "test")
 METRIC_KINDS = ("multiple_choice", "generate_number", "perplexity", "preference_ll", "completion_bpb")
 MANIFEST = "manifest.json"
@@ -145,17 +138,6 @@ def list_tasks() -> list[Task]:
 
 def _builder(task: Task):
     return importlib.import_module(f"bench.builders.{task.builder}")
-
-
-def validate(records: list[dict], fmt: str, where: str = "") -> None:
-    """Raise ValueError unless every record has exactly the keys and types of ``fmt``."""
-    spec = FORMATS[fmt]
-    for i, r in enumerate(records):
-        if set(r) != set(spec):
-            raise ValueError(f"{where} record {i}: keys {sorted(r)} != {sorted(spec)} for {fmt}")
-        for k, typ in spec.items():
-            if not isinstance(r[k], typ) or (typ is str and not r[k].strip()):
-                raise ValueError(f"{where} record {i}: {k} must be a non-empty {typ.__name__}")
 
 
 def load_records(task: str, split: str, fmt: str, limit: int | None = None) -> list[dict]:

@@ -3,11 +3,13 @@
     tunebench train --stack "cpt:full,sft:lora,dpo:lora" --model tiny-llama --task smoke --max-steps 3
     tunebench train stack.yaml --db DIR
 
-Each stage loads the current model folder (quantized if its parameterization says so), applies
-the parameterization, trains with its objective, saves what trained, and — when another stage
-follows — merges the update into a plain HF folder the next stage starts from (a quantized
-stage is merged onto the full-precision base, the usual merge-then-requantize path). An ``rm``
-stage produces a reward model for a later ``ppo`` stage and leaves the policy untouched.
+Each stage loads the current model folder (quantized if its parameterization says so), measures
+the model before, applies the parameterization, trains with its objective, measures after, saves
+what trained and — when another stage follows — merges the update into a plain HF folder the
+next stage starts from (a quantized stage is merged onto the full-precision base, the usual
+merge-then-requantize path). A stage whose objective card ``provides`` something (``rm``: a
+reward model) leaves it for later stages that ``need`` it and leaves the policy untouched; what
+a card needs is supplied by name (``SUPPLIERS``, bench/stack.py ``SUPPLIES``).
 """
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ import shutil
 import signal
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
@@ -26,11 +30,12 @@ from bench.home import home
 from bench.models import model_path
 from bench.progress import Progress
 from bench.quality import baseline, general_text_loss, task_loss, task_metric
-from bench.stack import StackSpec, StageSpec, stage_hp, validate
+from bench.stack import SUPPLIES, stage_hp, validate
+from common.errors import UserError
+from common.stack import HyperParams, StackSpec, StageSpec
 from methods import objective, parameterization
 from methods._common import trainable_counts
-from methods._trl import StageContext
-from common.errors import UserError
+from methods.context import StageContext, StageResult
 
 
 def quiet_libraries() -> None:
@@ -100,14 +105,86 @@ def step_hooks(par, model) -> list:
     return [StepHook()]
 
 
-def _records(task: str, split: str, fmt: str, limit: int | None) -> list[dict]:
-    return taskdata.load_records(task, split, fmt, limit)
+def failure(e: Exception) -> dict:
+    """A crash as a result record's status and error (the stack stops after it)."""
+    if isinstance(e, Cancelled):
+        return dict(status="cancelled", error=str(e))
+    # torch's CPU allocator raises a plain RuntimeError when memory runs out
+    if isinstance(e, (torch.OutOfMemoryError, MemoryError)) or (isinstance(e, RuntimeError) and is_oom(e)):
+        return dict(status="oom", error=f"{type(e).__name__}: {str(e)[:500]}")
+    return dict(status="error", error=f"{type(e).__name__}: {e}"[:800] + "\n" + traceback.format_exc(limit=3)[-1200:])
 
 
 def _hash(payload: dict) -> str:
     from bench.metrics import config_hash
 
     return config_hash(payload)
+
+
+@dataclass
+class StagePlan:
+    """One stage's inputs, loaded before anything trains."""
+
+    task: str
+    hp: HyperParams
+    train: list[dict]
+    eval: list[dict]
+    checker: Callable[[str, str], float] | None = None
+
+
+@dataclass
+class Stage:
+    """One stage as it runs: what it is, then what load / measure / train fill in."""
+
+    index: int
+    spec: StageSpec
+    plan: StagePlan
+    obj: Any  # methods.registry.Objective
+    par: Any  # methods.registry.Parameterization
+    ocfg: Any
+    pcfg: Any
+    dir: Path
+    model_dir: Path  # the folder it starts from
+    tok: Any = None
+    model: Any = None
+    total_params: int = 0
+    trainable: int = 0
+    before: dict = field(default_factory=dict)  # loss, metric, general (None where not measured)
+    after: dict = field(default_factory=dict)
+    result: StageResult | None = None
+
+    @property
+    def causal(self) -> bool:
+        return self.obj.head == "causal_lm"
+
+
+# ---- what a card needs, supplied by name (bench/stack.py SUPPLIES says where each may come from) ----
+
+
+def _teacher(run: StackRun, s: Stage, provided: dict[str, Path]):
+    hp = s.plan.hp
+    path = model_path(hp.teacher) if hp.teacher else run.auto_teacher(s.model_dir, s.plan.task, hp)
+    return load_model(path, "causal_lm", {}).eval()
+
+
+def _reward_model(run: StackRun, s: Stage, provided: dict[str, Path]):
+    rm = s.plan.hp.reward_model or provided.get("reward_model")
+    return load_model(model_path(str(rm)), "seq_cls", {}).eval() if rm else None
+
+
+def _judge(run: StackRun, s: Stage, provided: dict[str, Path]):
+    # None: the objective judges with the stage's own starting model
+    return load_model(model_path(s.plan.hp.judge), "causal_lm", {}).eval() if s.plan.hp.judge else None
+
+
+def _checker(run: StackRun, s: Stage, provided: dict[str, Path]):
+    return s.plan.checker
+
+
+SUPPLIERS: dict[str, Callable[[StackRun, Stage, dict[str, Path]], Any]] = {
+    "teacher": _teacher, "reward_model": _reward_model, "judge": _judge, "checker": _checker,
+}
+assert set(SUPPLIERS) == set(SUPPLIES)
 
 
 class StackRun:
@@ -122,176 +199,214 @@ class StackRun:
         self.save_steps, self.resume = save_steps, resume
         self.progress = Progress(events, quiet=quiet)
 
-    def prepare_inputs(self) -> list[dict]:
+    def prepare_inputs(self) -> list[StagePlan]:
         """Load every stage's records up front, so a missing task fails before training starts."""
         plans = []
         for st in self.spec.stages:
             obj = objective(st.objective)
             hp = stage_hp(self.spec, st)
             task = st.task or self.spec.task
-            plans.append({
-                "task": task, "hp": hp,
-                "train": _records(task, "train", obj.data, hp.train_limit),
-                "eval": _records(task, "test", obj.data, hp.eval_limit or None) if hp.eval_limit else [],
-                "checker": taskdata.checker(task) if obj.data == "prompt_with_checker" else None,
-            })
+            plans.append(StagePlan(
+                task=task, hp=hp,
+                train=taskdata.load_records(task, "train", obj.data, hp.train_limit),
+                eval=taskdata.load_records(task, "test", obj.data, hp.eval_limit) if hp.eval_limit else [],
+                checker=taskdata.checker(task) if "checker" in obj.card.needs else None,
+            ))
         return plans
+
+    def check_model_refs(self) -> None:
+        """Every model a stage's hp names (teacher, reward_model, judge) exists before anything trains."""
+        for st in self.spec.stages:
+            hp = stage_hp(self.spec, st)
+            for sup in SUPPLIES.values():
+                if sup.hp and getattr(hp, sup.hp):
+                    model_path(getattr(hp, sup.hp))
 
     def run(self) -> list[dict]:
         quiet_libraries()
         validate(self.spec)
         base_dir = model_path(self.spec.model)
-        for st in self.spec.stages:
-            for key in ("teacher", "reward_model", "judge"):
-                ref = getattr(stage_hp(self.spec, st), key)
-                if ref:
-                    model_path(ref)
+        self.check_model_refs()
         plans = self.prepare_inputs()
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "stack.json").write_text(self.spec.model_dump_json(indent=2))
         old = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        records, current, reward_model_dir, status = [], base_dir, None, "ok"
+        records, status = [], "ok"
         try:
-            for i, (st, plan) in enumerate(zip(self.spec.stages, plans)):
-                if self.resume and self.finished(i, st):
-                    done = self.stage_dir(i, st)
-                    if objective(st.objective).head == "seq_cls":
-                        reward_model_dir = done / "reward_model"
-                    elif i < len(self.spec.stages) - 1:
-                        current = done / "merged"
-                    continue
-                rec, next_dir, rm_dir = self.run_stage(i, st, plan, current, reward_model_dir)
-                records.append(rec)
-                status = rec["status"]
-                if status != "ok":
-                    break
-                current, reward_model_dir = next_dir or current, rm_dir or reward_model_dir
+            records = self.run_stages(plans, base_dir)
+            status = records[-1]["status"] if records else "ok"
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
             self.progress.close(status)
         return records
 
+    def run_stages(self, plans: list[StagePlan], base_dir: Path) -> list[dict]:
+        """Stage after stage, each from the previous one's merge; stops at the first failure."""
+        records, current, provided = [], base_dir, {}
+        for i, (st, plan) in enumerate(zip(self.spec.stages, plans)):
+            if self.resume and self.finished(i, st):
+                next_dir, made = self.outputs(i, st)
+            else:
+                rec, next_dir, made = self.run_stage(i, st, plan, current, provided)
+                records.append(rec)
+                if rec["status"] != "ok":
+                    break
+            current, provided = next_dir or current, {**provided, **made}
+        return records
+
     def stage_dir(self, i: int, st: StageSpec) -> Path:
         return self.out / f"stage{i}-{st.objective}-{st.method}"
+
+    def outputs(self, i: int, st: StageSpec) -> tuple[Path | None, dict[str, Path]]:
+        """Where stage i leaves what later stages read: (merged policy folder, {provided: folder})."""
+        d, provides = self.stage_dir(i, st), objective(st.objective).card.provides
+        if provides:  # e.g. rm: the stage's merged model is the reward model; the policy is untouched
+            mergeable = parameterization(st.method).merge is not None
+            return None, ({p: d / provides[0] for p in provides} if mergeable else {})
+        return (None if i == len(self.spec.stages) - 1 else d / "merged"), {}
 
     def finished(self, i: int, st: StageSpec) -> bool:
         """A stage whose outputs are all in place (what the next stage or the user reads)."""
         d = self.stage_dir(i, st)
         if not (d / "adapter").is_dir() or not any((d / "adapter").iterdir()):
             return False
-        if objective(st.objective).head == "seq_cls":
-            return (d / "reward_model" / "config.json").exists()
-        return i == len(self.spec.stages) - 1 or (d / "merged" / "config.json").exists()
+        next_dir, made = self.outputs(i, st)
+        return all((f / "config.json").exists() for f in [next_dir, *made.values()] if f is not None)
 
-    def run_stage(self, i: int, st: StageSpec, plan: dict, model_dir: Path, reward_model_dir: Path | None):
-        from bench.metrics import Meter, fingerprint
+    def run_stage(self, i: int, st: StageSpec, plan: StagePlan, model_dir: Path, provided: dict[str, Path]):
+        """load -> measure before -> train -> measure after -> persist; one result record either way."""
+        from bench.metrics import Meter
 
-        obj, par = objective(st.objective), parameterization(st.method)
-        hp = plan["hp"]
-        derived = par.run_defaults(hp.model_dump()) if par.run_defaults else {}
-        ocfg, pcfg = obj.make_config(st.cfg), par.make_config({**derived, **st.method_cfg})
-        stage_dir = self.stage_dir(i, st)
-        stage_dir.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(hp.seed)
-        payload = {"model": self.spec.model, "stack": self.spec.label, "stage_index": i, "stage": st.model_dump(),
-                   "task": plan["task"], "hp": hp.model_dump()}
-        base = dict(
-            config_hash=_hash(payload), matrix=self.matrix, stack=self.spec.label, stage_index=i, stage=st.label,
-            objective=obj.name, method=par.name, model=self.spec.model, task=plan["task"], seed=hp.seed,
-            hyperparams=json.dumps({"hp": hp.model_dump(), "cfg": ocfg.model_dump(), "method_cfg": pcfg.model_dump()}),
-            output_dir=str(stage_dir),
-            run_id=f"{self.run_id}-{i}" if self.run_id else None, **fingerprint(),
-        )
+        s = self.stage(i, st, plan, model_dir)
+        ident = self.identity(s)
+        hp = plan.hp
         self.progress.start_stage(st.label, i, hp.max_steps, hp.batch_size * hp.grad_accum)
         t0 = time.perf_counter()
-        values, next_dir, rm_dir = {}, None, None
+        next_dir, made = None, {}
         try:
             with Meter() as meter:
-                tok = load_tokenizer(model_dir)
-                model = load_model(model_dir, obj.head, par.load_kwargs(pcfg) if par.load_kwargs else {})
-                _, total_before = trainable_counts(model)
-                fmt = obj.data
-                causal = obj.head == "causal_lm"
-                loss_before = task_loss(model, tok, plan["eval"], fmt, hp.max_length) if causal else None
-                # a quantized base scores differently from the same folder in full precision
-                variant = par.name if par.load_kwargs else "fp32"
-                metric_before = baseline(model_dir, f"metric-{variant}", plan["task"], hp.metric_limit, lambda: task_metric(
-                    model, tok, plan["task"], hp.metric_limit)) if causal and hp.metric_limit else None
-                general_before = baseline(model_dir, f"general-{variant}", "general-text", hp.eval_limit,
-                                          lambda: general_text_loss(model, hp.eval_limit)) if causal and hp.eval_limit else None
-                torch.manual_seed(hp.seed)  # lm-eval reseeds the global RNGs; cached baselines skip it
-                model = par.apply(model, pcfg)
-                trainable, _ = trainable_counts(model)
-                extra = self._extra_models(hp, reward_model_dir, model_dir, obj.name, plan["task"])
-                ctx = StageContext(model=model, tokenizer=tok, train=plan["train"], eval=plan["eval"],
-                                   hp=hp.model_dump(), config=ocfg, out_dir=stage_dir, parameterization=par.name,
-                                   callbacks=[self.progress.callback(), *step_hooks(par, model)], extra={**extra, "checker": plan["checker"]},
-                                   save_steps=self.save_steps, resume=self.resume,
-                                   emit=lambda e: self.progress.step(e["step"], e.get("loss"), e.get("tokens", 0),
-                                                                     e.get("step_time_s")))
-                result = obj.train(ctx)
-                model = ctx.model
-                loss_after = task_loss(model, tok, plan["eval"], fmt, hp.max_length) if causal else None
-                metric_after = task_metric(model, tok, plan["task"], hp.metric_limit) if causal else None
-                general_after = general_text_loss(model, hp.eval_limit) if general_before is not None else None
-            art = stage_dir / "adapter"
-            par.save(model, str(art))
-            tok.save_pretrained(art)
-            if obj.head == "seq_cls":
-                rm_dir = self._merge(par, pcfg, model, model_dir, stage_dir / "reward_model", obj.head)
-            elif i < len(self.spec.stages) - 1:
-                next_dir = self._merge(par, pcfg, model, model_dir, stage_dir / "merged", obj.head)
-            # The task's lm-eval metric where requested; else the objective's own (rm: pairwise
-            # accuracy); else the task loss on the test split.
-            metric = result.get("metric")
-            if metric_before and metric_after:
-                metric = (metric_before[0], metric_before[1], metric_after[1])
-            values = dict(
-                status="ok", total_params=total_before, trainable_params=trainable,
-                trainable_share=trainable / total_before if total_before else None, adapter_bytes=dir_bytes(art),
-                steps=result.get("steps"), train_loss=result.get("train_loss"), eval_loss=loss_after,
-                metric_name=metric[0] if metric else ("eval_loss" if loss_before is not None else None),
-                metric_before=metric[1] if metric else loss_before, metric_after=metric[2] if metric else loss_after,
-                general_loss_before=general_before, general_loss_after=general_after,
-                forgetting=general_after - general_before if general_after is not None else None,
-                extra=json.dumps({"eval_loss_before": loss_before, **(result.get("extra") or {})}, default=str),
-                model_params=total_before, **meter.result(), **self.progress.summary(),
-            )
-        except (torch.OutOfMemoryError, MemoryError) as e:
-            values = dict(status="oom", error=f"{type(e).__name__}: {str(e)[:500]}")
-        except RuntimeError as e:
-            if not is_oom(e):
-                values = dict(status="error", error=f"{type(e).__name__}: {e}"[:800] + "\n" +
-                              traceback.format_exc(limit=3)[-1200:])
-            else:  # torch's CPU allocator raises a plain RuntimeError when memory runs out
-                values = dict(status="oom", error=f"{type(e).__name__}: {str(e)[:500]}")
-        except Cancelled as e:
-            values = dict(status="cancelled", error=str(e))
+                self.load(s)
+                self.measure_before(s)
+                self.train(s, provided)
+                self.measure_after(s)
+            next_dir, made = self.persist(s)
+            values = {**self.values(s), **meter.result(), **self.progress.summary()}
         except UserError:
             raise
         except Exception as e:  # a crash is a result: recorded, then the stack stops
-            tb = traceback.format_exc(limit=3)
-            values = dict(status="error", error=f"{type(e).__name__}: {e}"[:800] + "\n" + tb[-1200:])
+            values = failure(e)
         values["wall_time_s"] = time.perf_counter() - t0
-        rec = self._write({**base, **values})
+        rec = self._write({**ident, **values})
         self.progress.end_stage(rec["status"], rec["run_id"])
-        return rec, next_dir, rm_dir
+        return rec, next_dir, made
 
-    def _extra_models(self, hp, reward_model_dir, model_dir, obj_name: str, task: str) -> dict:
-        extra = {}
-        if obj_name == "distill" and not hp.teacher:
-            extra["teacher"] = load_model(self._auto_teacher(model_dir, task, hp), "causal_lm", {}).eval()
-        rm = hp.reward_model or reward_model_dir
-        if rm:
-            extra["reward_model"] = load_model(model_path(str(rm)), "seq_cls", {}).eval()
-        if hp.teacher:
-            extra["teacher"] = load_model(model_path(hp.teacher), "causal_lm", {}).eval()
-        if hp.judge:
-            extra["judge"] = load_model(model_path(hp.judge), "causal_lm", {}).eval()
-        return extra
+    def stage(self, i: int, st: StageSpec, plan: StagePlan, model_dir: Path) -> Stage:
+        obj, par = objective(st.objective), parameterization(st.method)
+        derived = par.run_defaults(plan.hp) if par.run_defaults else {}
+        d = self.stage_dir(i, st)
+        d.mkdir(parents=True, exist_ok=True)
+        return Stage(index=i, spec=st, plan=plan, obj=obj, par=par, ocfg=obj.make_config(st.cfg),
+                     pcfg=par.make_config({**derived, **st.method_cfg}), dir=d, model_dir=model_dir)
 
-    def _auto_teacher(self, model_dir: Path, task: str, hp) -> Path:
+    def identity(self, s: Stage) -> dict:
+        """The record fields that say which run this is (also written when it fails)."""
+        from bench.metrics import fingerprint
+
+        hp = s.plan.hp
+        payload = {"model": self.spec.model, "stack": self.spec.label, "stage_index": s.index,
+                   "stage": s.spec.model_dump(), "task": s.plan.task, "hp": hp.model_dump()}
+        return dict(
+            config_hash=_hash(payload), matrix=self.matrix, stack=self.spec.label, stage_index=s.index,
+            stage=s.spec.label, objective=s.obj.name, method=s.par.name, model=self.spec.model, task=s.plan.task,
+            seed=hp.seed, output_dir=str(s.dir), run_id=f"{self.run_id}-{s.index}" if self.run_id else None,
+            hyperparams=json.dumps({"hp": hp.model_dump(), "cfg": s.ocfg.model_dump(),
+                                    "method_cfg": s.pcfg.model_dump()}),
+            **fingerprint(),
+        )
+
+    def load(self, s: Stage) -> None:
+        torch.manual_seed(s.plan.hp.seed)
+        s.tok = load_tokenizer(s.model_dir)
+        s.model = load_model(s.model_dir, s.obj.head, s.par.load_kwargs(s.pcfg) if s.par.load_kwargs else {})
+        _, s.total_params = trainable_counts(s.model)
+
+    def measure_before(self, s: Stage) -> None:
+        """Task loss, lm-eval metric and general-text loss of the untouched model (policies only)."""
+        hp, task, model, tok = s.plan.hp, s.plan.task, s.model, s.tok
+        s.before = dict(loss=None, metric=None, general=None)
+        if not s.causal:
+            return
+        s.before["loss"] = task_loss(model, tok, s.plan.eval, s.obj.data, hp.max_length)
+        # a quantized base scores differently from the same folder in full precision
+        variant = s.par.name if s.par.load_kwargs else "fp32"
+        if hp.metric_limit:
+            s.before["metric"] = baseline(s.model_dir, f"metric-{variant}", task, hp.metric_limit,
+                                          lambda: task_metric(model, tok, task, hp.metric_limit))
+        if hp.eval_limit:
+            s.before["general"] = baseline(s.model_dir, f"general-{variant}", "general-text", hp.eval_limit,
+                                           lambda: general_text_loss(model, hp.eval_limit))
+
+    def train(self, s: Stage, provided: dict[str, Path]) -> None:
+        """Apply the parameterization, supply what the card needs, run the objective."""
+        hp = s.plan.hp
+        torch.manual_seed(hp.seed)  # lm-eval reseeds the global RNGs; cached baselines skip it
+        s.model = s.par.apply(s.model, s.pcfg)
+        s.trainable, _ = trainable_counts(s.model)
+        extra = {need: v for need in s.obj.card.needs if need in SUPPLIERS
+                 and (v := SUPPLIERS[need](self, s, provided)) is not None}
+        ctx = StageContext(model=s.model, tokenizer=s.tok, train=s.plan.train, eval=s.plan.eval, hp=hp,
+                           config=s.ocfg, out_dir=s.dir, parameterization=s.par.name, extra=extra,
+                           callbacks=[self.progress.callback(), *step_hooks(s.par, s.model)],
+                           save_steps=self.save_steps, resume=self.resume,
+                           emit=lambda e: self.progress.step(e["step"], e.get("loss"), e.get("tokens", 0),
+                                                             e.get("step_time_s")))
+        s.result = s.obj.train(ctx)
+        s.model = ctx.model
+
+    def measure_after(self, s: Stage) -> None:
+        hp, model, tok = s.plan.hp, s.model, s.tok
+        s.after = dict(loss=None, metric=None, general=None)
+        if not s.causal:
+            return
+        s.after["loss"] = task_loss(model, tok, s.plan.eval, s.obj.data, hp.max_length)
+        s.after["metric"] = task_metric(model, tok, s.plan.task, hp.metric_limit)
+        if s.before["general"] is not None:
+            s.after["general"] = general_text_loss(model, hp.eval_limit)
+
+    def persist(self, s: Stage) -> tuple[Path | None, dict[str, Path]]:
+        """Save what trained; merge into the folder(s) later stages read. Returns outputs()."""
+        art = s.dir / "adapter"
+        s.par.save(s.model, str(art))
+        s.tok.save_pretrained(art)
+        next_dir, made = self.outputs(s.index, s.spec)
+        for folder in dict.fromkeys(f for f in [next_dir, *made.values()] if f is not None):
+            self._merge(s, folder)
+        return next_dir, made
+
+    def values(self, s: Stage) -> dict:
+        """The result record's measurements of a stage that trained."""
+        before, after, result = s.before, s.after, s.result
+        # The task's lm-eval metric where requested; else the objective's own (rm: pairwise
+        # accuracy); else the task loss on the test split.
+        metric = result.metric
+        if before["metric"] and after["metric"]:
+            metric = (before["metric"][0], before["metric"][1], after["metric"][1])
+        general = (before["general"], after["general"])
+        return dict(
+            status="ok", total_params=s.total_params, trainable_params=s.trainable,
+            trainable_share=s.trainable / s.total_params if s.total_params else None,
+            adapter_bytes=dir_bytes(s.dir / "adapter"), steps=result.steps, train_loss=result.train_loss,
+            eval_loss=after["loss"],
+            metric_name=metric[0] if metric else ("eval_loss" if before["loss"] is not None else None),
+            metric_before=metric[1] if metric else before["loss"], metric_after=metric[2] if metric else after["loss"],
+            general_loss_before=general[0], general_loss_after=general[1],
+            forgetting=general[1] - general[0] if general[1] is not None else None,
+            extra=json.dumps({"eval_loss_before": before["loss"], **result.extra}, default=str),
+            model_params=s.total_params,
+        )
+
+    def auto_teacher(self, model_dir: Path, task: str, hp: HyperParams) -> Path:
         """No teacher given: train one (sft:full on the task, 2x the stage's steps) and cache it."""
         from bench.metrics import config_hash
 
@@ -313,18 +428,19 @@ class StackRun:
         shutil.rmtree(work, ignore_errors=True)
         return dest
 
-    def _merge(self, par, pcfg, model, model_dir: Path, dest: Path, head: str) -> Path:
+    def _merge(self, s: Stage, dest: Path) -> Path:
         """Fold the stage's update into a plain HF folder for the next stage."""
-        if par.load_kwargs:  # quantized base: re-load full precision, attach the adapter, merge
-            fresh = load_model(model_dir, head, {})
-            model = par.load(fresh, str(dest.parent / "adapter"), pcfg)
-        merged = par.merge(model)
+        model = s.model
+        if s.par.load_kwargs:  # quantized base: re-load full precision, attach the adapter, merge
+            fresh = load_model(s.model_dir, s.obj.head, {})
+            model = s.par.load(fresh, str(s.dir / "adapter"), s.pcfg)
+        merged = s.par.merge(model)
         if merged is None:
-            raise UserError(f"{par.name} cannot be merged into the base")
+            raise UserError(f"{s.par.name} cannot be merged into the base")
         tmp = dest.with_name(dest.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         merged.save_pretrained(tmp, safe_serialization=True)
-        load_tokenizer(model_dir).save_pretrained(tmp)
+        load_tokenizer(s.model_dir).save_pretrained(tmp)
         os.replace(tmp, dest)
         return dest
 
@@ -337,7 +453,3 @@ class StackRun:
 
             write_record(self.db, rec)
         return rec
-
-
-def default_out() -> Path:
-    return home() / "runs" / time.strftime("%Y%m%d-%H%M%S")

@@ -27,7 +27,7 @@ class Shape:
     vocab: int
     tied: bool = False
     mlp: str = "gated"        # gated (gate+up+down) or plain (up+down)
-    bias: str = "none"        # none | qkv | all
+    bias: str = "none"        # none | qkv | attn (q,k,v,o) | linear (every block linear) | all (+ norm biases)
     head_dim: int | None = None
     experts: int = 1
     experts_per_token: int = 1
@@ -59,8 +59,13 @@ class Shape:
             return 0
         if self.bias == "qkv":
             return self.q_dim + 2 * self.kv_dim
-        mods = self.linears()
-        return sum(o for _, o in mods.values()) + 2 * self.hidden  # + layer-norm biases
+        if self.bias == "attn":  # a Llama with attention_bias: q, k, v and o
+            return self.q_dim + 2 * self.kv_dim + self.hidden
+        mlp = ("gate_proj", "up_proj", "down_proj")
+        linear = sum(o * (self.experts if k in mlp else 1) for k, (_, o) in self.linears().items())
+        if self.bias == "linear":  # a Llama with attention_bias and mlp_bias: RMSNorms have no bias
+            return linear
+        return linear + 2 * self.hidden  # + layer-norm biases
 
     def layer_params(self) -> int:
         mods = self.linears()
@@ -110,7 +115,14 @@ def shape_from_hf_config(cfg: dict, name: str) -> Shape:
     kv = pick("num_key_value_heads", "n_head_kv", default=None)
     if kv is None:
         kv = 1 if cfg.get("multi_query") else heads
-    bias = "all" if model_type in ("phi", "opt", "gpt2", "gpt_neox", "bloom") else "qkv" if model_type in ("qwen2", "qwen") or cfg.get("attention_bias") else "none"
+    if model_type in ("phi", "opt", "gpt2", "gpt_neox", "bloom"):
+        bias = "all"
+    elif model_type in ("qwen2", "qwen"):
+        bias = "qkv"
+    elif cfg.get("attention_bias"):  # Llama-style: o_proj too, and the MLP with mlp_bias
+        bias = "linear" if cfg.get("mlp_bias") else "attn"
+    else:
+        bias = "none"
     return Shape(
         name=name,
         hidden=int(hidden), layers=int(layers), heads=int(heads), kv_heads=int(kv),

@@ -9,7 +9,7 @@ import pkgutil
 
 from methods import registry
 
-_SKIP = {"registry", "card"}
+_SKIP = {"registry", "card", "context"}
 _loaded = False
 
 

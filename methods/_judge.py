@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from common.errors import UserError
 from common.yamlfile import read_yaml
 
@@ -44,8 +43,13 @@ class ConstitutionJudge:
         return self.tok.apply_chat_template([{"role": "user", "content": msg}], tokenize=False,
                                             add_generation_prompt=True)
 
-    @torch.no_grad()
     def score_many(self, prompts: list[str], responses: list[str], batch_size: int = 16) -> list[float]:
+        import torch
+
+        with torch.no_grad():
+            return self._score_many(prompts, responses, batch_size)
+
+    def _score_many(self, prompts: list[str], responses: list[str], batch_size: int) -> list[float]:
         self.model.eval()
         device = next(self.model.parameters()).device
         texts = [self.question(pr, p, r) for p, r in zip(prompts, responses) for pr in self.principles]

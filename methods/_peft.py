@@ -54,6 +54,17 @@ def lora_per_token(shape: Shape, cfg: LoraSettings, e: int, ab: int) -> float:
     return sum((ab * i + ab * cfg.r) * (routed if k > 1 else 1) for i, _, k in targets(shape, cfg))
 
 
+def input_per_token(shape: Shape, cfg: TargetSettings, e: int, ab: int) -> float:
+    """Each adapted projection keeps its (upcast) input for the adapter's gradient (OFT, BOFT, HRA)."""
+    routed = shape.experts_per_token
+    return sum(ab * i * (routed if k > 1 else 1) for i, _, k in targets(shape, cfg))
+
+
+def weight_delta_bytes(shape: Shape, cfg: TargetSettings) -> float:
+    """An fp32 weight-sized delta (or rotated weight) per projection, built in the forward and kept."""
+    return sum(4 * i * o * k for i, o, k in targets(shape, cfg))
+
+
 def lora_config(cfg: LoraSettings, **extra):
     """A peft LoraConfig from the shared LoRA settings; ``extra`` picks the variant (DoRA, rsLoRA, PiSSA)."""
     from peft import LoraConfig

@@ -1,5 +1,6 @@
 """Shared pieces of the preference objectives (dpo, ipo, orpo, simpo, rm, rlaif)."""
-from methods._trl import StageContext, as_chat, as_reply, dataset, run_trainer
+from methods._trl import as_chat, as_reply, dataset, run_trainer
+from methods.context import StageContext, StageResult
 
 
 def chat_pairs(records: list[dict]) -> list[dict]:
@@ -20,10 +21,10 @@ def reward_stats(log_history: list[dict]) -> dict:
     return out
 
 
-def train_on(ctx: StageContext, trainer_cls, args, records: list[dict]) -> dict:
+def train_on(ctx: StageContext, trainer_cls, args, records: list[dict]) -> StageResult:
     """Train a TRL preference trainer on already-formatted records; the result carries its reward stats."""
     trainer = trainer_cls(model=ctx.model, args=args, train_dataset=dataset(records),
                           processing_class=ctx.tokenizer, callbacks=ctx.callbacks)
     out = run_trainer(trainer, ctx)
-    out["extra"] = reward_stats(out["log_history"])
+    out.extra = reward_stats(out.log_history)
     return out

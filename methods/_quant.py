@@ -5,10 +5,14 @@ fp32 on top. Merging into a quantized base would re-quantize the merged weight a
 model, so ``merge_dequantized`` instead dequantizes every bnb layer to a plain fp32
 ``nn.Linear`` with the LoRA delta added: the result equals the unmerged adapter's outputs and
 is an ordinary transformers model that ``save_pretrained`` writes without a quantization config.
+Torch and bitsandbytes are imported inside the functions (method cards load without them).
 """
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 # The head stays in full precision (transformers skips lm_head by default; a reward model's
 # fresh `score` head must not be quantized either).
@@ -16,6 +20,7 @@ SKIP = ["lm_head", "score"]
 
 
 def bnb_kwargs(bits: int) -> dict:
+    import torch
     from transformers import BitsAndBytesConfig
 
     if bits == 4:
@@ -35,11 +40,25 @@ def is_quantized(model) -> bool:
 def prepare_kbit(model):
     from peft import prepare_model_for_kbit_training
 
-    # Checkpointing is the caller's choice (FACTS.md: slower on CPU); peft defaults it on.
-    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    # Checkpointing is the caller's choice (docs/platform-facts.md: slower on CPU); peft defaults it on.
+    return keep_training_layout(prepare_model_for_kbit_training(model, use_gradient_checkpointing=False))
+
+
+def keep_training_layout(model):
+    """Turn off bitsandbytes' CPU inference repack of NF4 layers.
+
+    On CPUs with AVX512-BF16, a Linear4bit repacks itself on its first no-grad eval forward and
+    rounds its fp32 absmax to bf16 for good: the frozen base would change between evaluation and
+    training, and a merge would no longer match the trained adapter. Keep the layout training uses.
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+    return model
 
 
 def _dequantized_linear(base: torch.nn.Module, delta: torch.Tensor | None) -> torch.nn.Linear:
+    import torch
     from peft.utils.integrations import dequantize_bnb_weight
 
     w = dequantize_bnb_weight(base.weight, state=getattr(base, "state", None)).to(torch.float32)

@@ -5,52 +5,29 @@ checkpointing (FACTS.md), so every objective builds its config through ``trl_arg
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
-import torch
-
-
-@dataclass
-class StageContext:
-    """Everything an objective's ``train`` needs; built by bench/train.py.
-
-    model: the base with the parameterization applied (only its weights trainable).
-    train/eval: records in the objective's data format. hp: common hyper-parameters
-    (learning_rate, batch_size, max_steps, max_length, seed, grad_ckpt).
-    extra: objective-specific inputs (reward_model, teacher, judge, checker, ...).
-    """
-
-    model: Any
-    tokenizer: Any
-    train: list[dict]
-    eval: list[dict]
-    hp: dict
-    config: Any
-    out_dir: Path
-    parameterization: str
-    callbacks: list = field(default_factory=list)
-    extra: dict = field(default_factory=dict)
-    emit: Callable[[dict], None] = lambda event: None
-    save_steps: int | None = None  # Trainer checkpoints every N steps in out_dir/trainer (for resume)
-    resume: bool = False  # continue from the last complete checkpoint there, if any
+from methods.context import StageContext, StageResult
 
 
 def on_gpu() -> bool:
+    import torch
+
     return torch.cuda.is_available()
 
 
 def trl_args(cls, ctx: StageContext, **overrides):
     """A TRL/transformers config with this project's defaults for the current device."""
+    import torch
+
     hp = ctx.hp
     gpu = on_gpu()
     kwargs = dict(
         output_dir=str(ctx.out_dir / "trainer"),
-        max_steps=int(hp["max_steps"]),
-        per_device_train_batch_size=int(hp["batch_size"]),
-        gradient_accumulation_steps=int(hp.get("grad_accum", 1)),
-        learning_rate=float(hp["learning_rate"]),
+        max_steps=hp.max_steps,
+        per_device_train_batch_size=hp.batch_size,
+        gradient_accumulation_steps=hp.grad_accum,
+        learning_rate=hp.learning_rate,
         lr_scheduler_type="constant",
         warmup_steps=0,
         logging_steps=1,
@@ -59,12 +36,12 @@ def trl_args(cls, ctx: StageContext, **overrides):
         save_total_limit=2,
         eval_strategy="no",
         report_to=[],
-        seed=int(hp["seed"]),
-        data_seed=int(hp["seed"]),
+        seed=hp.seed,
+        data_seed=hp.seed,
         use_cpu=not gpu,
         bf16=gpu and torch.cuda.is_bf16_supported(),
         fp16=False,
-        gradient_checkpointing=bool(hp.get("grad_ckpt", False)),
+        gradient_checkpointing=hp.grad_ckpt,
         disable_tqdm=True,
         dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding",
@@ -72,7 +49,7 @@ def trl_args(cls, ctx: StageContext, **overrides):
     )
     fields = cls.__dataclass_fields__
     if "max_length" in fields:
-        kwargs["max_length"] = int(hp["max_length"])
+        kwargs["max_length"] = hp.max_length
     kwargs.update(overrides)
     return cls(**{k: v for k, v in kwargs.items() if k in fields})
 
@@ -93,6 +70,8 @@ def dataset(records: list[dict]):
 
 def non_padding_tokens(inputs: dict) -> int:
     """Tokens a step really processed: the sum of its attention/prompt/completion masks."""
+    import torch
+
     masks = [v for k, v in inputs.items() if k.endswith("attention_mask") or k in ("prompt_mask", "completion_mask")]
     if "chosen_attention_mask" in inputs:
         # ORPO/CPO: chosen_* and rejected_* already hold prompt + reply; prompt_* is a copy of the prompt
@@ -129,7 +108,7 @@ def last_checkpoint(folder: str | Path) -> str | None:
     return str(max(done, key=lambda p: int(p.name.split("-")[-1]))) if done else None
 
 
-def run_trainer(trainer, ctx: StageContext) -> dict:
+def run_trainer(trainer, ctx: StageContext) -> StageResult:
     """Train, then return the figures every objective reports."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -140,10 +119,10 @@ def run_trainer(trainer, ctx: StageContext) -> dict:
     out = trainer.train(resume_from_checkpoint=last_checkpoint(trainer.args.output_dir) if ctx.resume else None)
     state = trainer.state
     losses = [h["loss"] for h in state.log_history if "loss" in h]
-    return {
-        "train_loss": float(out.training_loss) if out.training_loss is not None else None,
-        "final_loss": losses[-1] if losses else None,
-        "steps": int(state.global_step),
-        "tokens_seen": int(getattr(state, "num_input_tokens_seen", 0) or 0),
-        "log_history": state.log_history,
-    }
+    return StageResult(
+        train_loss=float(out.training_loss) if out.training_loss is not None else None,
+        final_loss=losses[-1] if losses else None,
+        steps=int(state.global_step),
+        tokens_seen=int(getattr(state, "num_input_tokens_seen", 0) or 0),
+        log_history=state.log_history,
+    )

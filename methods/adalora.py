@@ -9,7 +9,9 @@ so through ``step_hook`` — and ``total_step`` defaults to the run's ``max_step
 """
 from pydantic import Field, model_validator
 
-from methods._peft import TargetSettings, peft_method
+from common.shape import Shape
+from methods._peft import TargetSettings, peft_method, targets
+from methods.card import ParamCard, ParamMemory
 
 
 class AdaLoraSettings(TargetSettings):
@@ -44,9 +46,21 @@ def reallocate(model, step: int) -> None:
     model.base_model.update_and_allocate(step)
 
 
-peft_method(
-    name="adalora", family="reparameterized", trains="SVD-form low-rank P·Λ·Q with rank budget reallocation",
-    config=AdaLoraSettings, build=build, zero_init=True, step_hook=reallocate,
-    run_defaults=lambda hp: {"total_step": int(hp["max_steps"])},
+def trainable(shape: Shape, cfg: AdaLoraSettings) -> int:
+    """P (init_r×in), Q (out×init_r) and Λ (init_r) per projection; pruning masks ranks, the tensors keep their size."""
+    return shape.layers * sum((cfg.init_r * (i + o) + cfg.init_r) * k for i, o, k in targets(shape, cfg))
+
+
+def per_token(shape: Shape, cfg: AdaLoraSettings, e: int, ab: int) -> float:
+    """Like LoRA at rank init_r: the adapter's own input copy and its rank-wide hidden."""
+    routed = shape.experts_per_token
+    return sum((ab * i + ab * cfg.init_r) * (routed if k > 1 else 1) for i, _, k in targets(shape, cfg))
+
+
+CARD = ParamCard(
+    name="adalora", family="reparameterized", label="AdaLoRA",
+    trains="SVD-form low-rank P·Λ·Q with rank budget reallocation",
     description="AdaLoRA: init_r=12 pruned to an average target_r=8 by importance; merges into the base",
+    settings=AdaLoraSettings, memory=ParamMemory(trainable=trainable, per_token=per_token),
 )
+peft_method(CARD, build, step_hook=reallocate, run_defaults=lambda hp: {"total_step": hp.max_steps})

@@ -10,7 +10,9 @@ block-diagonal OFT with block size ``block_size`` and a trained scale.
 """
 from pydantic import Field
 
-from methods._peft import TargetSettings, peft_method
+from common.shape import Shape
+from methods._peft import TargetSettings, input_per_token, peft_method, targets, weight_delta_bytes
+from methods.card import ParamCard, ParamMemory
 
 
 class BOFTSettings(TargetSettings):
@@ -26,8 +28,25 @@ def build(cfg: BOFTSettings):
                       boft_dropout=cfg.dropout, target_modules=list(cfg.target_modules))
 
 
-peft_method(
-    name="boft", family="reparameterized", trains="butterfly-factored orthogonal rotations + scale on all projections",
-    config=BOFTSettings, build=build, zero_init=True,
+def trainable(shape: Shape, cfg: "BOFTSettings") -> int:
+    """butterfly_factor × (in/b) full b×b generator blocks plus a per-output scale, per projection.
+
+    That is what peft builds with its CUDA extension; without it (every CPU run) peft uses one
+    factor, i.e. the count with ``butterfly_factor=1``.
+    """
+    return shape.layers * sum((cfg.butterfly_factor * i * cfg.block_size + o) * k for i, o, k in targets(shape, cfg))
+
+
+def layer_fixed(shape: Shape, cfg: "BOFTSettings") -> float:
+    """The weight-sized rotated weight, plus the fp32 butterfly permutations (factors × in × in) autograd keeps."""
+    perms = sum(4 * cfg.butterfly_factor * i * i * k for i, _, k in targets(shape, cfg))
+    return weight_delta_bytes(shape, cfg) + perms
+
+
+CARD = ParamCard(
+    name="boft", family="reparameterized", label="BOFT",
+    trains="butterfly-factored orthogonal rotations + scale on all projections",
     description="BOFT: butterfly orthogonal rotations (block 4, 2 factors; 1 factor on CPU); merges into the base",
+    settings=BOFTSettings, memory=ParamMemory(trainable=trainable, per_token=input_per_token, layer_fixed=layer_fixed),
 )
+peft_method(CARD, build)

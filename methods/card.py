@@ -20,6 +20,7 @@ from typing import Callable, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from common.errors import UserError
+from common.records import FORMATS as RECORDS
 from common.shape import Shape
 
 FAMILIES = ("full", "selective", "additive", "reparameterized", "soft-prompt", "quantized")
@@ -27,7 +28,7 @@ OBJECTIVE_FAMILIES = ("pretraining", "supervised", "distillation", "reward-model
 # What an objective can need from outside its own trainer (bench/train.py supplies these by name)
 # or build inside it (reference, value_model); ``provides`` names what a stage hands to later ones.
 NEEDS = ("reference", "reward_model", "value_model", "judge", "teacher", "checker")
-RECORD_FORMATS = ("text", "prompt_completion", "preference", "unpaired_preference", "prompt_with_checker", "mixture")
+RECORD_FORMATS = tuple(RECORDS)  # common/records.py: one pydantic model per format
 BASE_STORAGE = ("dense", "nf4", "int8")
 LATENCY = ("none", "adapter", "extra-tokens")
 # Default learning rate by family (what the methods' papers and PEFT examples use at this scale).

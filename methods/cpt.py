@@ -5,17 +5,23 @@
 Documents are concatenated and cut into fixed-length blocks (TRL's "wrapped" packing), the
 classic pretraining layout, so no compute is spent on padding.
 """
-from pydantic import BaseModel
+from methods._trl import dataset, run_trainer, trl_args
+from methods.card import MethodConfig, ObjectiveCard
+from methods.context import StageContext, StageResult
+from methods.registry import register
 
-from methods._trl import StageContext, dataset, run_trainer, trl_args
-from methods.registry import Objective, register
 
-
-class CPTSettings(BaseModel):
+class CPTSettings(MethodConfig):
     packing: bool = True
 
 
-def train(ctx: StageContext) -> dict:
+CARD = ObjectiveCard(
+    name="cpt", family="pretraining", label="DAPT (continued pretraining)", data="text", settings=CPTSettings,
+    description="continued (domain-adaptive) pretraining: packed next-token loss on a corpus",
+)
+
+
+def train(ctx: StageContext) -> StageResult:
     from trl import SFTConfig, SFTTrainer
 
     args = trl_args(
@@ -29,7 +35,4 @@ def train(ctx: StageContext) -> dict:
     return run_trainer(trainer, ctx)
 
 
-register(Objective(
-    name="cpt", family="pretraining", data="text", config=CPTSettings, train=train,
-    description="continued (domain-adaptive) pretraining: packed next-token loss on a corpus",
-))
+register(CARD, train=train)

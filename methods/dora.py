@@ -5,11 +5,25 @@
 Trainable: LoRA's r·(in+out) plus one magnitude per output feature, per projection. B starts at
 zero and the magnitude at the base weight's row norms, so the model is unchanged at step 0.
 """
-from methods._peft import LoraSettings, lora_config, peft_method
+from common.shape import Shape
+from methods._peft import LoraSettings, lora_config, lora_per_token, lora_trainable, peft_method, targets
+from methods.card import ParamCard, ParamMemory
 
 
-peft_method(
-    name="dora", family="reparameterized", trains="LoRA A·B + per-row magnitude on all linear projections",
-    config=LoraSettings, build=lambda cfg: lora_config(cfg, use_dora=True), zero_init=True,
+def trainable(shape: Shape, cfg: LoraSettings) -> int:
+    """LoRA's r·(in+out) plus one magnitude per output feature, per targeted projection."""
+    return lora_trainable(shape, cfg) + shape.layers * sum(o * k for _, o, k in targets(shape, cfg))
+
+
+def per_token(shape: Shape, cfg: LoraSettings, e: int, ab: int) -> float:
+    """LoRA's, plus the base and LoRA outputs each projection keeps for the magnitude gradient."""
+    routed = shape.experts_per_token
+    return lora_per_token(shape, cfg, e, ab) + sum(2 * ab * o * (routed if k > 1 else 1) for _, o, k in targets(shape, cfg))
+
+
+CARD = ParamCard(
+    name="dora", family="reparameterized", label="DoRA", trains="LoRA A·B + per-row magnitude on all linear projections",
     description="DoRA: magnitude/direction decomposition with a LoRA direction update; merges into the base",
+    settings=LoraSettings, memory=ParamMemory(trainable=trainable, per_token=per_token),
 )
+peft_method(CARD, lambda cfg: lora_config(cfg, use_dora=True))

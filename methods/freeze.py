@@ -8,16 +8,35 @@ embedding matrix trains. A reward model's ``score`` head always trains.
 """
 from pydantic import Field
 
+from common.errors import UserError
+from common.shape import Shape
 from methods._common import (
     MethodConfig, decoder_layers, freeze_all, load_trained, remember, save_trained, train_heads,
 )
-from common.errors import UserError
-from methods.registry import Parameterization, register
+from methods.card import ParamCard, ParamMemory
+from methods.full import per_token as full_per_token
+from methods.registry import register
 
 
 class FreezeSettings(MethodConfig):
     layers: int = Field(2, ge=1, description="how many of the last decoder layers train")
     train_head: bool = True
+
+
+def trainable(shape: Shape, cfg: FreezeSettings) -> int:
+    """The last ``layers`` blocks, plus the LM head (the embedding matrix when tied) with ``train_head``."""
+    if cfg.layers > shape.layers:
+        raise UserError(f"freeze: layers={cfg.layers} but {shape.name} has {shape.layers} decoder layers")
+    return cfg.layers * shape.layer_params() + (shape.vocab * shape.hidden if cfg.train_head else 0)
+
+
+CARD = ParamCard(
+    name="freeze", family="selective", label="Freeze (last N layers)", trains="last N decoder layers + LM head",
+    description="freeze tuning: the last 2 layers and the head train, the rest stays frozen",
+    settings=FreezeSettings, shares_base=False,
+    memory=ParamMemory(trainable=trainable, in_base=True, kept_layers=lambda shape, cfg: cfg.layers,
+                       per_token=full_per_token, base_linears_keep_inputs=True),
+)
 
 
 def apply(model, cfg):
@@ -44,8 +63,4 @@ def load(base, in_dir, cfg):
     return load_trained(apply(base, cfg), in_dir, "freeze")
 
 
-register(Parameterization(
-    name="freeze", family="selective", trains="last N decoder layers + LM head", config=FreezeSettings,
-    apply=apply, save=save, load=load, merge=lambda model: model, zero_init=True,
-    description="freeze tuning: the last 2 layers and the head train, the rest stays frozen",
-))
+register(CARD, apply=apply, save=save, load=load, merge=lambda model: model)

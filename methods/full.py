@@ -7,13 +7,34 @@ The baseline every other method is measured against. Saving writes a complete HF
 """
 from pathlib import Path
 
-from methods._common import MethodConfig
 from common.errors import UserError
-from methods.registry import Parameterization, register
+from common.shape import Shape
+from methods._common import MethodConfig
+from methods.card import ParamCard, ParamMemory
+from methods.registry import register
 
 
 class FullSettings(MethodConfig):
     pass
+
+
+def trainable(shape: Shape, cfg: FullSettings) -> int:
+    """Every parameter (a tied head counts once)."""
+    return shape.params()
+
+
+def per_token(shape: Shape, cfg: FullSettings, e: int, ab: int) -> float:
+    """Every linear keeps its input (q/k/v share one, gate/up share one) and both norms their weighted input."""
+    return e * (shape.hidden + shape.q_dim + shape.hidden + shape.intermediate * shape.experts_per_token) \
+        + 2 * e * shape.hidden
+
+
+CARD = ParamCard(
+    name="full", family="full", label="Full FT", trains="every parameter",
+    description="full fine-tuning: all weights train; the saved folder is a complete model",
+    settings=FullSettings, shares_base=False,
+    memory=ParamMemory(trainable=trainable, in_base=True, per_token=per_token, base_linears_keep_inputs=True),
+)
 
 
 def apply(model, cfg):
@@ -33,8 +54,4 @@ def load(base, in_dir, cfg):
     return apply(type(base).from_pretrained(in_dir, dtype=like.dtype).to(like.device), cfg)
 
 
-register(Parameterization(
-    name="full", family="full", trains="every parameter", config=FullSettings, apply=apply, save=save,
-    load=load, merge=lambda model: model, zero_init=True,
-    description="full fine-tuning: all weights train; the saved folder is a complete model",
-))
+register(CARD, apply=apply, save=save, load=load, merge=lambda model: model)

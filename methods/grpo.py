@@ -6,18 +6,28 @@ For each prompt the policy samples a group of completions; the task's checker sc
 (e.g. exact match of the final number) and advantages are rewards normalised within the
 group (TRL GRPOTrainer). The first and last logged mean reward are reported.
 """
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from methods._trl import StageContext, as_chat, dataset, run_trainer, trl_args
 from common.errors import UserError
-from methods.registry import Objective, register
+from methods._trl import as_chat, dataset, run_trainer, trl_args
+from methods.card import MethodConfig, ObjectiveCard, ObjectiveMemory
+from methods.context import StageContext, StageResult
+from methods.registry import register
 
 
-class GRPOSettings(BaseModel):
+class GRPOSettings(MethodConfig):
     num_generations: int = Field(default=4, ge=2)
     max_completion_length: int = Field(default=16, ge=1)
     beta: float = Field(default=0.0, ge=0, description="KL coefficient to the reference (0 = none, TRL default)")
     temperature: float = Field(default=1.0, gt=0)
+
+
+CARD = ObjectiveCard(
+    name="grpo", family="rl", label="GRPO", data="prompt_with_checker", settings=GRPOSettings,
+    needs=("checker",), memory=ObjectiveMemory(generates=True),
+    description="GRPO: group-sampled completions scored by the task's verifiable checker (TRL GRPOTrainer); "
+                "with the default beta=0 (TRL's) there is no KL term, so no reference model is kept",
+)
 
 
 def completion_text(completion) -> str:
@@ -35,7 +45,7 @@ def reward_curve(log_history: list[dict]) -> list[float]:
     return [h["reward"] for h in log_history if "reward" in h]
 
 
-def train(ctx: StageContext) -> dict:
+def train(ctx: StageContext) -> StageResult:
     from trl import GRPOConfig, GRPOTrainer
 
     checker = ctx.extra.get("checker")
@@ -43,20 +53,17 @@ def train(ctx: StageContext) -> dict:
         raise UserError("grpo needs a task with a checker (prompt_with_checker data), e.g. smoke or gsm-symbolic")
     cfg = ctx.config
     g = cfg.num_generations
-    batch = max(g, (int(ctx.hp["batch_size"]) // g) * g)  # whole groups per step
+    batch = max(g, (ctx.hp.batch_size // g) * g)  # whole groups per step
     args = trl_args(GRPOConfig, ctx, per_device_train_batch_size=batch, num_generations=g,
                     max_completion_length=cfg.max_completion_length, beta=cfg.beta, temperature=cfg.temperature)
     recs = [{"prompt": as_chat(r["prompt"]), "answer": r["answer"]} for r in ctx.train]
     trainer = GRPOTrainer(model=ctx.model, reward_funcs=[make_reward(checker)], args=args,
                           train_dataset=dataset(recs), processing_class=ctx.tokenizer, callbacks=ctx.callbacks)
     out = run_trainer(trainer, ctx)
-    curve = reward_curve(out["log_history"])
-    out["extra"] = {"reward_first": curve[0] if curve else None, "reward_last": curve[-1] if curve else None,
-                    "reward_curve": curve}
+    curve = reward_curve(out.log_history)
+    out.extra = {"reward_first": curve[0] if curve else None, "reward_last": curve[-1] if curve else None,
+                 "reward_curve": curve}
     return out
 
 
-register(Objective(
-    name="grpo", family="rl", data="prompt_with_checker", config=GRPOSettings, train=train, needs=("checker",),
-    description="GRPO: group-sampled completions scored by a verifiable reward (TRL GRPOTrainer)",
-))
+register(CARD, train=train)

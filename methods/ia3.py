@@ -7,8 +7,10 @@ feed-forward activation). Vectors start at 1, so the model is unchanged at step 
 """
 from pydantic import Field
 
+from common.shape import Shape
 from methods._common import MethodConfig
-from methods._peft import peft_method
+from methods._peft import peft_method, targets
+from methods.card import ParamCard, ParamMemory
 
 
 class IA3Settings(MethodConfig):
@@ -22,8 +24,21 @@ def build(cfg: IA3Settings):
     return IA3Config(target_modules=list(cfg.target_modules), feedforward_modules=list(cfg.feedforward_modules))
 
 
-peft_method(
-    name="ia3", family="additive", trains="scaling vectors on k, v and the MLP activation",
-    config=IA3Settings, build=build, zero_init=True,
+def trainable(shape: Shape, cfg: IA3Settings) -> int:
+    """One vector per targeted projection: its input size for feed-forward modules, else its output size."""
+    mods = [m for m in cfg.target_modules if m in shape.linears()]
+    sizes = zip(mods, targets(shape, cfg))
+    return shape.layers * sum((i if m in cfg.feedforward_modules else o) * k for m, (i, o, k) in sizes)
+
+
+def per_token(shape: Shape, cfg: IA3Settings, e: int, ab: int) -> float:
+    """The scaled k/v outputs and the fp32 feed-forward input the vectors multiply."""
+    return e * 2 * shape.kv_dim + 4 * shape.intermediate * shape.experts_per_token
+
+
+CARD = ParamCard(
+    name="ia3", family="additive", label="IA3", trains="scaling vectors on k, v and the MLP activation",
     description="(IA)^3: element-wise rescaling of keys, values and FFN activations; merges into the base",
+    settings=IA3Settings, memory=ParamMemory(trainable=trainable, per_token=per_token),
 )
+peft_method(CARD, build)

@@ -5,22 +5,27 @@
 IPO regresses the log-ratio margin to 1/(2·beta) instead of pushing it to infinity, which
 resists overfitting on deterministic preferences (TRL DPOTrainer, loss_type "ipo").
 """
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from methods._trl import StageContext
+from methods.card import MethodConfig, ObjectiveCard, ObjectiveMemory
+from methods.context import StageContext, StageResult
 from methods.dpo import train_dpo
-from methods.registry import Objective, register
+from methods.registry import register
 
 
-class IPOSettings(BaseModel):
+class IPOSettings(MethodConfig):
     beta: float = Field(default=0.1, gt=0)
 
 
-def train(ctx: StageContext) -> dict:
+CARD = ObjectiveCard(
+    name="ipo", family="preference", label="IPO", data="preference", settings=IPOSettings,
+    needs=("reference",), memory=ObjectiveMemory(sequences=2),
+    description="Identity Preference Optimization (TRL DPOTrainer, loss_type ipo)",
+)
+
+
+def train(ctx: StageContext) -> StageResult:
     return train_dpo(ctx, ctx.train, "ipo")
 
 
-register(Objective(
-    name="ipo", family="preference", data="preference", config=IPOSettings, train=train, needs=("reference",),
-    description="Identity Preference Optimization (TRL DPOTrainer, loss_type ipo)",
-))
+register(CARD, train=train)

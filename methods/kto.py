@@ -4,24 +4,33 @@
 
 Needs a batch of at least 2 (the KL baseline is estimated from mismatched pairs in a batch).
 """
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from methods._preference import train_on
-from methods._trl import StageContext, as_chat, as_reply, trl_args
 from common.errors import UserError
-from methods.registry import Objective, register
+from methods._preference import train_on
+from methods._trl import as_chat, as_reply, trl_args
+from methods.card import MethodConfig, ObjectiveCard
+from methods.context import StageContext, StageResult
+from methods.registry import register
 
 
-class KTOSettings(BaseModel):
+class KTOSettings(MethodConfig):
     beta: float = Field(default=0.1, gt=0)
     desirable_weight: float = Field(default=1.0, gt=0)
     undesirable_weight: float = Field(default=1.0, gt=0)
 
 
-def train(ctx: StageContext) -> dict:
+CARD = ObjectiveCard(
+    name="kto", family="preference", label="KTO", data="unpaired_preference", settings=KTOSettings,
+    needs=("reference",),
+    description="Kahneman-Tversky Optimization on unpaired good/bad labels (TRL KTOTrainer)",
+)
+
+
+def train(ctx: StageContext) -> StageResult:
     from trl import KTOConfig, KTOTrainer
 
-    if int(ctx.hp["batch_size"]) < 2:
+    if ctx.hp.batch_size < 2:
         raise UserError("kto needs batch_size >= 2 (its KL baseline uses mismatched pairs within a batch)")
     cfg = ctx.config
     recs = [{"prompt": as_chat(r["prompt"]), "completion": as_reply(r["completion"]), "label": bool(r["label"])}
@@ -31,7 +40,4 @@ def train(ctx: StageContext) -> dict:
     return train_on(ctx, KTOTrainer, args, recs)
 
 
-register(Objective(
-    name="kto", family="preference", data="unpaired_preference", config=KTOSettings, train=train,
-    needs=("reference",), description="Kahneman-Tversky Optimization on unpaired good/bad labels (TRL KTOTrainer)",
-))
+register(CARD, train=train)

@@ -8,8 +8,12 @@ the trained copies in.
 """
 from pydantic import Field
 
+from common.shape import Shape
 from methods._common import MethodConfig
 from methods._peft import peft_method
+from methods.card import ParamCard, ParamMemory
+
+LAYER_NORMS = ("input_layernorm", "post_attention_layernorm")
 
 
 class LNTuningSettings(MethodConfig):
@@ -22,8 +26,17 @@ def build(cfg: LNTuningSettings):
     return LNTuningConfig(target_modules=list(cfg.target_modules))
 
 
-peft_method(
-    name="ln_tuning", family="selective", trains="normalization-layer weights only",
-    config=LNTuningSettings, build=build, zero_init=True,
+def trainable(shape: Shape, cfg: LNTuningSettings) -> int:
+    """hidden per targeted norm (2·hidden where LayerNorms carry a bias): two per layer, one final."""
+    per_norm = shape.hidden * (2 if shape.bias == "all" else 1)
+    per_layer = sum(m in cfg.target_modules for m in LAYER_NORMS)
+    return per_norm * (shape.layers * per_layer + ("norm" in cfg.target_modules))
+
+
+CARD = ParamCard(
+    name="ln_tuning", family="selective", label="LN tuning", trains="normalization-layer weights only",
     description="LayerNorm/RMSNorm tuning (peft LNTuning); merges into the base",
+    settings=LNTuningSettings,
+    memory=ParamMemory(trainable=trainable, in_base=True, per_token=lambda shape, cfg, e, ab: 2 * e * shape.hidden),
 )
+peft_method(CARD, build)

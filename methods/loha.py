@@ -7,7 +7,9 @@ One factor starts at zero, so the model is unchanged at step 0.
 """
 from pydantic import Field
 
-from methods._peft import TargetSettings, peft_method
+from common.shape import Shape
+from methods._peft import TargetSettings, lora_per_token, peft_method, targets, weight_delta_bytes
+from methods.card import ParamCard, ParamMemory
 
 
 class LoHaSettings(TargetSettings):
@@ -21,8 +23,15 @@ def build(cfg: LoHaSettings):
     return LoHaConfig(r=cfg.r, alpha=cfg.alpha, target_modules=list(cfg.target_modules))
 
 
-peft_method(
-    name="loha", family="reparameterized", trains="Hadamard product of two low-rank pairs on all linear projections",
-    config=LoHaSettings, build=build, zero_init=True,
+def trainable(shape: Shape, cfg: LoHaSettings) -> int:
+    return shape.layers * sum(2 * cfg.r * (i + o) * k for i, o, k in targets(shape, cfg))
+
+
+CARD = ParamCard(
+    name="loha", family="reparameterized", label="LoHa",
+    trains="Hadamard product of two low-rank pairs on all linear projections",
     description="LoHa (LyCORIS): Hadamard-product low-rank update; merges into the base",
+    settings=LoHaSettings,
+    memory=ParamMemory(trainable=trainable, per_token=lora_per_token, layer_fixed=weight_delta_bytes),
 )
+peft_method(CARD, build)

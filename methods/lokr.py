@@ -7,7 +7,9 @@ product; the low-rank factor starts at zero, so the model is unchanged at step 0
 """
 from pydantic import Field
 
-from methods._peft import TargetSettings, peft_method
+from common.shape import Shape
+from methods._peft import TargetSettings, lora_per_token, peft_method, targets, weight_delta_bytes
+from methods.card import ParamCard, ParamMemory
 
 
 class LoKrSettings(TargetSettings):
@@ -23,8 +25,42 @@ def build(cfg: LoKrSettings):
                       target_modules=list(cfg.target_modules))
 
 
-peft_method(
-    name="lokr", family="reparameterized", trains="Kronecker factor ⊗ low-rank pair on all linear projections",
-    config=LoKrSettings, build=build, zero_init=True,
+def factorization(dimension: int, factor: int = -1) -> tuple[int, int]:
+    """peft.tuners.lokr.layer.factorization: (m, n) with m·n = dimension, m <= n, near sqrt or near ``factor``."""
+    if factor > 0 and dimension % factor == 0:
+        return factor, dimension // factor
+    if factor == -1:
+        factor = dimension
+    m, n = 1, dimension
+    length = m + n
+    while m < n:
+        new_m = m + 1
+        while dimension % new_m != 0:
+            new_m += 1
+        new_n = dimension // new_m
+        if new_m + new_n > length or new_m > factor:
+            break
+        m, n = new_m, new_n
+    return (n, m) if m > n else (m, n)
+
+
+def layer_count(i: int, o: int, cfg: "LoKrSettings") -> int:
+    """One Linear's LoKr tensors: w1 (out_l × in_m) full; w2 (out_k × in_n) full, or as a rank-r pair when
+    r < max(out_k, in_n) / 2 (peft, decompose_both=False)."""
+    in_m, in_n = factorization(i, cfg.decompose_factor)
+    out_l, out_k = factorization(o, cfg.decompose_factor)
+    w2 = out_k * in_n if cfg.r >= max(out_k, in_n) / 2 else cfg.r * (out_k + in_n)
+    return out_l * in_m + w2
+
+
+def trainable(shape: Shape, cfg: "LoKrSettings") -> int:
+    return shape.layers * sum(layer_count(i, o, cfg) * k for i, o, k in targets(shape, cfg))
+
+
+CARD = ParamCard(
+    name="lokr", family="reparameterized", label="LoKr", trains="Kronecker factor ⊗ low-rank pair on all linear projections",
     description="LoKr (LyCORIS): Kronecker-product update; merges into the base",
+    settings=LoKrSettings,
+    memory=ParamMemory(trainable=trainable, per_token=lora_per_token, layer_fixed=weight_delta_bytes),
 )
+peft_method(CARD, build)

@@ -7,17 +7,24 @@ proportion to its weight (default: equal), then trained as SFT on the responses.
 """
 import random
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from methods._trl import StageContext
 from common.errors import UserError
-from methods.registry import Objective, register
+from methods.card import MethodConfig, ObjectiveCard
+from methods.context import StageContext, StageResult
+from methods.registry import register
 from methods.sft import train_sft
 
 
-class MultitaskSettings(BaseModel):
+class MultitaskSettings(MethodConfig):
     weights: dict[str, float] = Field(default_factory=dict, description="task -> weight; missing tasks get 1.0")
     size: int | None = Field(default=None, ge=1, description="mixture size; default: number of records")
+
+
+CARD = ObjectiveCard(
+    name="multitask", family="supervised", label="Multi-task", data="mixture", settings=MultitaskSettings,
+    description="SFT on a weighted mixture of tasks with per-task templates",
+)
 
 
 def mix(records: list[dict], weights: dict[str, float], size: int, seed: int) -> list[dict]:
@@ -36,18 +43,15 @@ def mix(records: list[dict], weights: dict[str, float], size: int, seed: int) ->
     return [rng.choice(by_task[t]) for t in picks]
 
 
-def train(ctx: StageContext) -> dict:
+def train(ctx: StageContext) -> StageResult:
     cfg = ctx.config
-    mixed = mix(ctx.train, cfg.weights, cfg.size or len(ctx.train), int(ctx.hp["seed"]))
+    mixed = mix(ctx.train, cfg.weights, cfg.size or len(ctx.train), ctx.hp.seed)
     out = train_sft(ctx, mixed)
     counts: dict[str, int] = {}
     for r in mixed:
         counts[r["task"]] = counts.get(r["task"], 0) + 1
-    out["extra"] = {"mixture_counts": counts}
+    out.extra = {"mixture_counts": counts}
     return out
 
 
-register(Objective(
-    name="multitask", family="supervised", data="mixture", config=MultitaskSettings, train=train,
-    description="SFT on a weighted mixture of tasks with per-task templates",
-))
+register(CARD, train=train)

@@ -8,7 +8,9 @@ projection's input size must be divisible by ``block_size``.
 """
 from pydantic import Field
 
-from methods._peft import TargetSettings, peft_method
+from common.shape import Shape
+from methods._peft import TargetSettings, input_per_token, peft_method, targets, weight_delta_bytes
+from methods.card import ParamCard, ParamMemory
 
 
 class OFTSettings(TargetSettings):
@@ -21,8 +23,34 @@ def build(cfg: OFTSettings):
     return OFTConfig(r=0, oft_block_size=cfg.block_size, target_modules=list(cfg.target_modules))
 
 
-peft_method(
-    name="oft", family="reparameterized", trains="block-diagonal orthogonal rotations of all linear projections",
-    config=OFTSettings, build=build, zero_init=True,
+def block_size(in_features: int, wanted: int) -> int:
+    """peft's OFTLayer.adjust_oft_parameters: the nearest divisor of in_features (the lower on a tie)."""
+    if in_features % wanted == 0 and wanted <= in_features:
+        return wanted
+    if wanted >= in_features:
+        return in_features
+    higher = wanted
+    while higher <= in_features and in_features % higher != 0:
+        higher += 1
+    lower = wanted
+    while lower > 1 and in_features % lower != 0:
+        lower -= 1
+    return lower if wanted - lower <= higher - wanted else higher
+
+
+def trainable(shape: Shape, cfg: "OFTSettings") -> int:
+    """in/b blocks of b(b-1)/2 skew-symmetric generator entries per projection."""
+    total = 0
+    for i, _, k in targets(shape, cfg):
+        b = block_size(i, cfg.block_size)
+        total += (i // b) * (b * (b - 1) // 2) * k
+    return shape.layers * total
+
+
+CARD = ParamCard(
+    name="oft", family="reparameterized", label="OFT", trains="block-diagonal orthogonal rotations of all linear projections",
     description="OFT: orthogonal block rotations (block size 32) of each weight; merges into the base",
+    settings=OFTSettings,
+    memory=ParamMemory(trainable=trainable, per_token=input_per_token, layer_fixed=weight_delta_bytes),
 )
+peft_method(CARD, build)

@@ -4,25 +4,31 @@
 
 Reference-free, so it saves the reference forward pass DPO needs (trl.experimental.orpo).
 """
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from methods._preference import chat_pairs, train_on
-from methods._trl import StageContext, trl_args
-from methods.registry import Objective, register
+from methods._trl import trl_args
+from methods.card import MethodConfig, ObjectiveCard, ObjectiveMemory
+from methods.context import StageContext, StageResult
+from methods.registry import register
 
 
-class ORPOSettings(BaseModel):
+class ORPOSettings(MethodConfig):
     beta: float = Field(default=0.1, gt=0, description="weight of the odds-ratio term (lambda in the paper)")
 
 
-def train(ctx: StageContext) -> dict:
+CARD = ObjectiveCard(
+    name="orpo", family="preference", label="ORPO", data="preference", settings=ORPOSettings,
+    memory=ObjectiveMemory(sequences=2),
+    description="Odds-Ratio Preference Optimization, reference-free (trl.experimental.orpo.ORPOTrainer)",
+)
+
+
+def train(ctx: StageContext) -> StageResult:
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-    args = trl_args(ORPOConfig, ctx, beta=ctx.config.beta, max_completion_length=int(ctx.hp["max_length"]) // 2)
+    args = trl_args(ORPOConfig, ctx, beta=ctx.config.beta, max_completion_length=ctx.hp.max_length // 2)
     return train_on(ctx, ORPOTrainer, args, chat_pairs(ctx.train))
 
 
-register(Objective(
-    name="orpo", family="preference", data="preference", config=ORPOSettings, train=train,
-    description="Odds-Ratio Preference Optimization, reference-free (trl.experimental.orpo.ORPOTrainer)",
-))
+register(CARD, train=train)

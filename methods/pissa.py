@@ -11,7 +11,8 @@ before restoring the trained A and B.
 """
 from pydantic import Field
 
-from methods._peft import LoraSettings, lora_config, peft_method
+from methods._peft import LoraSettings, lora_config, lora_per_token, lora_trainable, peft_method
+from methods.card import ParamCard, ParamMemory
 
 
 class PissaSettings(LoraSettings):
@@ -23,8 +24,9 @@ def build(cfg: PissaSettings):
     return lora_config(cfg, init_lora_weights=init)
 
 
-peft_method(
-    name="pissa", family="reparameterized", trains="LoRA A·B initialised from W's top-r singular vectors",
-    config=PissaSettings, build=build, zero_init=True, init_seed=0,
+CARD = ParamCard(
+    name="pissa", family="reparameterized", label="PiSSA", trains="LoRA A·B initialised from W's top-r singular vectors",
     description="PiSSA: principal-singular-vector LoRA init (fast SVD), residual base frozen; merges into the base",
+    settings=PissaSettings, memory=ParamMemory(trainable=lora_trainable, per_token=lora_per_token),
 )
+peft_method(CARD, build, init_seed=0)

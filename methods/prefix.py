@@ -9,8 +9,10 @@ Compare ``ptuning``: the same deep prompts trained directly, without the MLP.
 """
 from pydantic import Field
 
+from common.shape import Shape
 from methods._common import MethodConfig
 from methods._peft import peft_method
+from methods.card import ParamCard, ParamMemory
 
 
 class PrefixSettings(MethodConfig):
@@ -26,8 +28,20 @@ def build(cfg: PrefixSettings):
     )
 
 
-peft_method(
-    name="prefix", family="soft-prompt", trains="per-layer key/value prefixes via an MLP reparameterization",
-    config=PrefixSettings, build=build, zero_init=False, mergeable=False,
+def trainable(shape: Shape, cfg: PrefixSettings) -> int:
+    """Embedding (tokens × kv_dim), then Linear(kv_dim → enc) and Linear(enc → 2·layers·kv_dim), with biases.
+
+    peft sizes the prefix by the key/value width (kv_heads · head_dim) for grouped-query attention.
+    """
+    kv, enc = shape.kv_dim, cfg.encoder_hidden_size
+    return cfg.num_virtual_tokens * kv + (kv + 1) * enc + (enc + 1) * 2 * shape.layers * kv
+
+
+CARD = ParamCard(
+    name="prefix", family="soft-prompt", label="Prefix tuning",
+    trains="per-layer key/value prefixes via an MLP reparameterization",
     description="prefix tuning with the MLP reparameterization (Li & Liang); cannot be merged",
+    settings=PrefixSettings, mergeable=False, latency="extra-tokens", zero_init=False,
+    memory=ParamMemory(trainable=trainable, extra_attended=lambda cfg: cfg.num_virtual_tokens),
 )
+peft_method(CARD, build)

@@ -7,8 +7,10 @@ changes the output from step 0 and cannot be merged into the weights.
 """
 from pydantic import Field
 
+from common.shape import Shape
 from methods._common import MethodConfig
 from methods._peft import peft_method
+from methods.card import ParamCard, ParamMemory
 
 
 class PromptSettings(MethodConfig):
@@ -21,8 +23,14 @@ def build(cfg: PromptSettings):
     return PromptTuningConfig(num_virtual_tokens=cfg.num_virtual_tokens)
 
 
-peft_method(
-    name="prompt", family="soft-prompt", trains="virtual-token embeddings prepended to the input",
-    config=PromptSettings, build=build, zero_init=False, mergeable=False,
+def trainable(shape: Shape, cfg: PromptSettings) -> int:
+    return cfg.num_virtual_tokens * shape.hidden
+
+
+CARD = ParamCard(
+    name="prompt", family="soft-prompt", label="Prompt tuning", trains="virtual-token embeddings prepended to the input",
     description="prompt tuning: 20 trained input embeddings; cannot be merged",
+    settings=PromptSettings, mergeable=False, latency="extra-tokens", zero_init=False,
+    memory=ParamMemory(trainable=trainable, extra_tokens=lambda cfg: cfg.num_virtual_tokens),
 )
+peft_method(CARD, build)

@@ -9,8 +9,10 @@ here: a ``num_virtual_tokens × (2 · layers · kv_dim)`` table trained directly
 """
 from pydantic import Field
 
+from common.shape import Shape
 from methods._common import MethodConfig
 from methods._peft import peft_method
+from methods.card import ParamCard, ParamMemory
 
 
 class PTuningSettings(MethodConfig):
@@ -23,8 +25,16 @@ def build(cfg: PTuningSettings):
     return PrefixTuningConfig(num_virtual_tokens=cfg.num_virtual_tokens, prefix_projection=False)
 
 
-peft_method(
-    name="ptuning", family="soft-prompt", trains="deep prompts: per-layer key/value prefixes, trained directly",
-    config=PTuningSettings, build=build, zero_init=False, mergeable=False,
+def trainable(shape: Shape, cfg: PTuningSettings) -> int:
+    """A key and a value (kv_heads · head_dim wide) per virtual token and layer."""
+    return cfg.num_virtual_tokens * 2 * shape.layers * shape.kv_dim
+
+
+CARD = ParamCard(
+    name="ptuning", family="soft-prompt", label="P-Tuning v2",
+    trains="deep prompts: per-layer key/value prefixes, trained directly",
     description="P-Tuning v2 deep prompts (prefix tuning without reparameterization); cannot be merged",
+    settings=PTuningSettings, mergeable=False, latency="extra-tokens", zero_init=False,
+    memory=ParamMemory(trainable=trainable, extra_attended=lambda cfg: cfg.num_virtual_tokens),
 )
+peft_method(CARD, build)

@@ -30,7 +30,7 @@ class Parameterization:
     merge(model) -> a plain transformers model with the update folded in (only if card.mergeable).
     load_kwargs(cfg) -> extra ``from_pretrained`` kwargs (e.g. a BitsAndBytesConfig).
     step_hook(model, step) runs after every optimizer step (AdaLoRA's rank reallocation).
-    run_defaults(hp) -> settings derived from the run (e.g. AdaLoRA's total_step = max_steps).
+    run_defaults(hp: HyperParams) -> settings derived from the run (e.g. AdaLoRA's total_step = max_steps).
     """
 
     card: ParamCard

@@ -6,19 +6,28 @@ The base is loaded as a sequence classifier (one logit); the new ``score`` head 
 trains alongside the parameterization. Pairwise accuracy on the eval pairs is reported before
 and after. The result feeds ``ppo`` as its reward (stack ``rm:lora,ppo:lora``).
 """
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from methods._preference import chat_pairs
 from methods._reward import pairwise_accuracy
-from methods._trl import StageContext, dataset, run_trainer, trl_args
-from methods.registry import Objective, register
+from methods._trl import dataset, run_trainer, trl_args
+from methods.card import MethodConfig, ObjectiveCard, ObjectiveMemory
+from methods.context import StageContext, StageResult
+from methods.registry import register
 
 
-class RMSettings(BaseModel):
+class RMSettings(MethodConfig):
     center_rewards_coefficient: float | None = Field(default=None, ge=0)
 
 
-def train(ctx: StageContext) -> dict:
+CARD = ObjectiveCard(
+    name="rm", family="reward-model", label="Reward model", data="preference", settings=RMSettings,
+    head="seq_cls", provides=("reward_model",), memory=ObjectiveMemory(sequences=2),
+    description="reward model: scalar head, pairwise loss on preference pairs (TRL RewardTrainer)",
+)
+
+
+def train(ctx: StageContext) -> StageResult:
     from trl import RewardConfig, RewardTrainer
 
     pairs = ctx.eval or ctx.train
@@ -28,12 +37,9 @@ def train(ctx: StageContext) -> dict:
                             processing_class=ctx.tokenizer, callbacks=ctx.callbacks)
     out = run_trainer(trainer, ctx)
     acc_after = pairwise_accuracy(ctx.model, ctx.tokenizer, pairs)
-    out["extra"] = {"pairwise_accuracy_before": acc_before, "pairwise_accuracy_after": acc_after}
-    out["metric"] = ("pairwise_accuracy", acc_before, acc_after)
+    out.extra = {"pairwise_accuracy_before": acc_before, "pairwise_accuracy_after": acc_after}
+    out.metric = ("pairwise_accuracy", acc_before, acc_after)
     return out
 
 
-register(Objective(
-    name="rm", family="reward-model", data="preference", config=RMSettings, train=train, head="seq_cls",
-    description="reward model: scalar head, pairwise loss on preference pairs (TRL RewardTrainer)",
-))
+register(CARD, train=train)

@@ -4,11 +4,13 @@
 
 Same trainable tensors as LoRA; the gentler scaling keeps learning stable at higher ranks.
 """
-from methods._peft import LoraSettings, lora_config, peft_method
+from methods._peft import LoraSettings, lora_config, lora_per_token, lora_trainable, peft_method
+from methods.card import ParamCard, ParamMemory
 
-
-peft_method(
-    name="rslora", family="reparameterized", trains="low-rank A·B on all linear projections (alpha/sqrt(r) scaling)",
-    config=LoraSettings, build=lambda cfg: lora_config(cfg, use_rslora=True), zero_init=True,
+CARD = ParamCard(
+    name="rslora", family="reparameterized", label="rsLoRA",
+    trains="low-rank A·B on all linear projections (alpha/sqrt(r) scaling)",
     description="LoRA with rank-stabilised scaling alpha/sqrt(r); merges into the base",
+    settings=LoraSettings, memory=ParamMemory(trainable=lora_trainable, per_token=lora_per_token),
 )
+peft_method(CARD, lambda cfg: lora_config(cfg, use_rslora=True))

@@ -5,21 +5,27 @@
 Records are chat-formatted (user prompt, assistant completion) and trained with TRL's
 SFTTrainer with ``completion_only_loss`` so the prompt tokens carry no loss.
 """
-from pydantic import BaseModel
+from methods._trl import as_chat, as_reply, dataset, run_trainer, trl_args
+from methods.card import MethodConfig, ObjectiveCard
+from methods.context import StageContext, StageResult
+from methods.registry import register
 
-from methods._trl import StageContext, as_chat, as_reply, dataset, run_trainer, trl_args
-from methods.registry import Objective, register
 
-
-class SFTSettings(BaseModel):
+class SFTSettings(MethodConfig):
     completion_only_loss: bool = True
+
+
+CARD = ObjectiveCard(
+    name="sft", family="supervised", label="SFT", data="prompt_completion", settings=SFTSettings,
+    description="prompt -> response pairs; next-token loss on the response only (TRL SFTTrainer)",
+)
 
 
 def chat_records(records: list[dict]) -> list[dict]:
     return [{"prompt": as_chat(r["prompt"]), "completion": as_reply(r["completion"])} for r in records]
 
 
-def train_sft(ctx: StageContext, records: list[dict]) -> dict:
+def train_sft(ctx: StageContext, records: list[dict]) -> StageResult:
     from trl import SFTConfig, SFTTrainer
 
     args = trl_args(SFTConfig, ctx, completion_only_loss=getattr(ctx.config, "completion_only_loss", True), packing=False)
@@ -30,11 +36,8 @@ def train_sft(ctx: StageContext, records: list[dict]) -> dict:
     return run_trainer(trainer, ctx)
 
 
-def train(ctx: StageContext) -> dict:
+def train(ctx: StageContext) -> StageResult:
     return train_sft(ctx, ctx.train)
 
 
-register(Objective(
-    name="sft", family="supervised", data="prompt_completion", config=SFTSettings, train=train,
-    description="prompt -> response pairs; next-token loss on the response only (TRL SFTTrainer)",
-))
+register(CARD, train=train)

@@ -9,7 +9,9 @@ projections so it reloads without re-deriving them from the PRNG key.
 """
 from pydantic import Field
 
-from methods._peft import TargetSettings, peft_method
+from common.shape import Shape
+from methods._peft import TargetSettings, peft_method, targets
+from methods.card import ParamCard, ParamMemory
 
 
 class VeraSettings(TargetSettings):
@@ -25,8 +27,27 @@ def build(cfg: VeraSettings):
                       target_modules=list(cfg.target_modules))
 
 
-peft_method(
-    name="vera", family="reparameterized", trains="two scaling vectors per projection over shared frozen random A, B",
-    config=VeraSettings, build=build, zero_init=True,
+def trainable(shape: Shape, cfg: VeraSettings) -> int:
+    """λ_d (r) and λ_b (out) per projection; A and B are frozen buffers."""
+    return shape.layers * sum((cfg.r + o) * k for _, o, k in targets(shape, cfg))
+
+
+def per_token(shape: Shape, cfg: VeraSettings, e: int, ab: int) -> float:
+    """The projections are frozen, so no input is kept: only what the two vectors multiply (rank-r hidden, output)."""
+    routed = shape.experts_per_token
+    return sum(ab * (cfg.r + o) * (routed if k > 1 else 1) for _, o, k in targets(shape, cfg))
+
+
+def frozen_extra(shape: Shape, cfg: VeraSettings) -> float:
+    """The shared fp32 A (r × largest in) and B (largest out × r)."""
+    sizes = targets(shape, cfg)
+    return 4 * cfg.r * (max(i for i, _, _ in sizes) + max(o for _, o, _ in sizes))
+
+
+CARD = ParamCard(
+    name="vera", family="reparameterized", label="VeRA",
+    trains="two scaling vectors per projection over shared frozen random A, B",
     description="VeRA (r=256): per-layer scaling vectors over shared random projections; merges into the base",
+    settings=VeraSettings, memory=ParamMemory(trainable=trainable, per_token=per_token, frozen_extra=frozen_extra),
 )
+peft_method(CARD, build)

@@ -2,8 +2,10 @@
 
     tunebench report --db DIR --out DIR
 
-Rows come from ``reports/rows.yaml`` (the seeds' method names mapped to objective and
-parameterization). Records are grouped by hardware × model and never mixed across groups.
+Rows come from ``reports/rows.yaml`` (the seeds' sections and order, mapped to objective and
+parameterization), labelled from the method cards; every registered parameterization that no row
+names gets a row in the section marked ``others``. Records are grouped by hardware × model and
+never mixed across groups.
 Only ``ok`` records give figures; a line without one carries the reason (not run, oom, the
 error text). Figures are the median over seeds with the min–max spread; nothing is filled in.
 """
@@ -17,6 +19,9 @@ from pathlib import Path
 
 import polars as pl
 import yaml
+
+from common.errors import UserError
+from common.stack import parse_stack_string
 
 ROWS_FILE = Path(__file__).with_name("rows.yaml")
 # Figures summarised per line; "memory" is chosen per line from the columns below.
@@ -109,16 +114,42 @@ class Group:
         return ", ".join(f"{c or 1}× {n}" for n, c in names.iter_rows()) or "unknown"
 
 
+def _labels() -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """(parameterization labels, objective labels, parameterization names) from the cards (no torch)."""
+    from methods.card import ParamCard
+    from methods.registry import cards
+
+    every = cards()
+    pars = {n: c.label for n, c in every.items() if isinstance(c, ParamCard)}
+    objs = {n: c.label for n, c in every.items() if not isinstance(c, ParamCard)}
+    return pars, objs, sorted(pars)
+
+
 @lru_cache(maxsize=4)
 def load_rows(path: Path = ROWS_FILE) -> tuple[Row, ...]:
     data = yaml.safe_load(path.read_text())
+    par_labels, obj_labels, registered = _labels()
+
+    def label(r: dict, methods) -> str:
+        if r.get("label"):
+            return r["label"]
+        if methods is not None and len(methods) == 1:
+            return par_labels.get(methods[0], methods[0])
+        return obj_labels.get(r["objective"], r["objective"])
+
+    named = {m for section in data["sections"] for r in section.get("rows", ())
+             if r["methods"] != "any" for m in r["methods"]}
     rows = []
     for section in data["sections"]:
-        for r in section["rows"]:
-            methods = r["methods"]
-            rows.append(Row(label=r["label"], section=section["title"], objective=r["objective"],
-                            methods=None if methods == "any" else tuple(methods),
-                            after=tuple(r.get("after", ()))))
+        specs = list(section.get("rows", ()))
+        if section.get("others"):
+            rest = [m for m in registered if m not in named]
+            first = [m for m in section.get("order", ()) if m in rest]
+            specs += [{"objective": section["others"], "methods": [m]} for m in first + sorted(set(rest) - set(first))]
+        for r in specs:
+            methods = None if r["methods"] == "any" else tuple(r["methods"])
+            rows.append(Row(label=label(r, methods), section=section["title"], objective=r["objective"],
+                            methods=methods, after=tuple(r.get("after", ()))))
     return tuple(rows)
 
 
@@ -126,7 +157,10 @@ def _position_ok(stack: str | None, index: int | None, after: tuple[str, ...]) -
     """A stage counts for its row when every earlier stage of its stack is allowed by ``after``."""
     if not stack or not index:
         return True
-    earlier = [s.split(":", 1)[0] for s in stack.split(",")[:index]]
+    try:
+        earlier = [stage.objective for stage in parse_stack_string(stack)[:index]]
+    except UserError:  # a stack this version cannot read: its position cannot be judged
+        return False
     return all(obj in after for obj in earlier)
 
 
@@ -205,16 +239,16 @@ def groups(frame: pl.DataFrame, rows: tuple[Row, ...] | None = None) -> list[Gro
 
 
 def data_needed(objective: str, method: str | None) -> str:
-    """What a line needs, from the method registry: record format, extra models, model features."""
+    """What a line needs, from the method cards: record format, extra models, model features."""
     from methods import OBJECTIVES, PARAMETERIZATIONS
 
     obj = OBJECTIVES.get(objective)
     if obj is None:
         return f"— ({objective} not in the registry)"
-    parts = [obj.data]
-    if obj.needs:
-        parts.append("needs " + ", ".join(obj.needs))
+    parts = [obj.card.data]
+    if obj.card.needs:
+        parts.append("needs " + ", ".join(obj.card.needs))
     par = PARAMETERIZATIONS.get(method) if method else None
-    if par is not None and par.requires:
-        parts.append("requires " + ", ".join(par.requires))
+    if par is not None and par.card.requires:
+        parts.append("requires " + ", ".join(par.card.requires))
     return "; ".join(parts)

@@ -315,7 +315,7 @@ def test_torch_load_only_with_weights_only():
 def test_yaml_parsers_refuse_python_tags(tmp_path, monkeypatch):
     """The stack, matrix, task and constitution loaders all go through yaml.safe_load."""
     from bench import matrix as mx
-    from bench.stack import load_stack_yaml
+    from common.stack import load_stack_yaml
     from bench.taskdata import get_task
     from methods._judge import load_constitution
     from common.errors import UserError

@@ -6,6 +6,10 @@
 
 JSON shape: {"peak_gib": float, "breakdown": {name: gib}, "fits": bool|null, "hours": float|null,
 "cost_usd": float|null, "trainable_params": int, "total_params": int, "notes": [str]}; peak is per GPU.
+
+The method's settings are its card's (``tunebench methods --json`` lists them with their defaults):
+``--method-cfg KEY=VALUE`` sets any of them; ``--lora-r``, ``--targets`` and ``--virtual-tokens`` are
+shorthands for ``r``, ``target_modules`` and ``num_virtual_tokens`` (a note says when the method has none).
 """
 import argparse
 import json
@@ -17,6 +21,7 @@ EXAMPLES = (
     "  tunebench estimate --model llama-3.1-8b --method qlora --gpu rtx-4090\n"
     "  tunebench estimate --model llama-3.2-3b --method lora --objective dpo --seq-len 2048 --micro-batch 2 --gpu l4 --tokens 5e7\n"
     "  tunebench estimate --params-b 70 --method full --num-gpus 8 --zero-stage 3 --gpu h100 --json\n"
+    "  tunebench estimate --model llama-3.2-3b --method adapter_houlsby --method-cfg reduction_factor=8\n"
     "  tunebench estimate calibrate --db ~/.cache/tunebench/db"
 )
 
@@ -33,8 +38,12 @@ def register(sub):
     p.add_argument("--grad-ckpt", action=argparse.BooleanOptionalAction, default=False,
                    help="gradient checkpointing (default off)")
     p.add_argument("--optimizer", default="adamw", help="adamw | adamw8bit | paged_adamw8bit | sgd")
-    p.add_argument("--lora-r", type=int, default=8, help="adapter rank (default 8)")
-    p.add_argument("--targets", default="all-linear", help="adapter targets: all-linear | attn | qv | mlp | q_proj,v_proj,...")
+    p.add_argument("--lora-r", type=int, help="adapter rank, the method's 'r' (default: the method's, 8 for LoRA)")
+    p.add_argument("--targets", help="adapter targets, the method's 'target_modules': all-linear | attn | qv | mlp | "
+                   "q_proj,v_proj,... (default: the method's, all-linear for LoRA)")
+    p.add_argument("--virtual-tokens", type=int, help="prompt/prefix tuning: the method's 'num_virtual_tokens'")
+    p.add_argument("--method-cfg", action="append", default=[], metavar="KEY=VALUE",
+                   help="set one of the method's settings (repeatable; see `tunebench methods --json`)")
     p.add_argument("--attn", default="sdpa", choices=("sdpa", "flash", "eager"), help="attention implementation")
     p.add_argument("--num-gpus", type=int, default=1)
     p.add_argument("--zero-stage", type=int, default=0, help="ZeRO/FSDP sharding stage 0-3 (default 0)")
@@ -62,11 +71,32 @@ def request_from_args(args):
         shape=shape(args.model, args.params_b), method=args.method, objective=args.objective,
         precision=args.precision, seq_len=args.seq_len, micro_batch=args.micro_batch,
         grad_ckpt=args.grad_ckpt, optimizer=args.optimizer, lora_r=args.lora_r, targets=args.targets,
-        attn=args.attn, num_gpus=args.num_gpus, zero_stage=args.zero_stage,
+        virtual_tokens=args.virtual_tokens, method_cfg=parse_method_cfg(args.method_cfg), attn=args.attn, num_gpus=args.num_gpus, zero_stage=args.zero_stage,
         gpu=gpu(args.gpu) if args.gpu else None, tokens=int(args.tokens) if args.tokens else None,
         teacher=shape(args.teacher) if args.teacher else None, generations=args.generations,
         gen_len=args.gen_len, usd_per_hour=args.usd_per_hour,
     )
+
+
+def parse_method_cfg(items: list[str]) -> dict:
+    """``["r=16", "target_modules=q_proj,v_proj"]`` -> {"r": 16, "target_modules": ["q_proj", "v_proj"]}."""
+    import yaml
+
+    from common.errors import UserError
+
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--method-cfg '{item}': expected KEY=VALUE, e.g. r=16")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text
+        if isinstance(value, str) and "," in value:
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        out[key.strip()] = value
+    return out
 
 
 def check_numbers(args) -> None:

@@ -4,13 +4,27 @@
     tunebench methods --json
     tunebench methods --model smollm2-135m        # + trainable parameters and share per method
 
-JSON shape: {"parameterizations": [{"name", "family", "trains", "requires", "zero_init",
-"mergeable", "config", "description"[, "trainable_params", "total_params", "trainable_share",
-"error"]}], "objectives": [{"name", "family", "data", "needs", "incompatible", "config",
-"description"}], ["model": NAME]}. With ``--model`` each parameterization is applied to a fresh
-copy of the model (quantized ones loaded with their bitsandbytes config); ``total_params`` is
-the base model's count, and a method that cannot apply (bitfit on a model without biases)
-gets ``error`` instead of counts.
+Everything comes from the method cards (methods/card.py): listing them imports no torch
+(``describe()``); only ``--model`` loads the model and applies each method.
+
+JSON shape::
+
+    {"parameterizations": [{"name", "label", "family", "trains", "requires": [str], "zero_init": bool,
+                            "mergeable": bool, "latency": "none"|"adapter"|"extra-tokens",
+                            "shares_base": bool, "base": "dense"|"nf4"|"int8", "default_lr": float,
+                            "config": {setting: default}, "defaults": {setting: default},
+                            "description"[, "trainable_params", "total_params", "trainable_share",
+                            "error"]}],
+     "objectives": [{"name", "label", "family", "data", "needs": [str], "provides": [str],
+                     "sequences": int, "generates": bool, "head": "causal_lm"|"seq_cls",
+                     "incompatible": {parameterization: why}, "config": {setting: default},
+                     "defaults": {setting: default}, "description"}],
+     ["model": NAME]}
+
+``config`` and ``defaults`` are the same (``config`` is the older key). With ``--model`` each
+parameterization is applied to a fresh copy of the model (quantized ones loaded with their
+bitsandbytes config); ``total_params`` is the base model's count, and a method that cannot apply
+(bitfit on a model without biases) gets ``error`` instead of counts.
 """
 import json
 import sys
@@ -29,18 +43,24 @@ def register(sub):
 
 
 def describe() -> dict:
-    from methods import OBJECTIVES, PARAMETERIZATIONS
+    """Every card as plain data (the JSON shape above, without the ``--model`` counts); no torch."""
+    from methods.card import ObjectiveCard, ParamCard
+    from methods.registry import cards
 
+    every = cards()
     pars = [
-        {"name": p.name, "family": p.family, "trains": p.trains, "requires": list(p.requires),
-         "zero_init": p.zero_init, "mergeable": p.merge is not None,
-         "config": p.config().model_dump(), "description": p.description}
-        for p in PARAMETERIZATIONS.values()
+        {"name": c.name, "label": c.label, "family": c.family, "trains": c.trains, "requires": list(c.requires),
+         "zero_init": c.zero_init, "mergeable": c.mergeable, "latency": c.latency, "shares_base": c.shares_base,
+         "base": c.memory.base, "default_lr": c.default_lr, "config": c.defaults(), "defaults": c.defaults(),
+         "description": c.description}
+        for c in every.values() if isinstance(c, ParamCard)
     ]
     objs = [
-        {"name": o.name, "family": o.family, "data": o.data, "needs": list(o.needs),
-         "incompatible": o.incompatible, "config": o.config().model_dump(), "description": o.description}
-        for o in OBJECTIVES.values()
+        {"name": c.name, "label": c.label, "family": c.family, "data": c.data, "needs": list(c.needs),
+         "provides": list(c.provides), "sequences": c.memory.sequences, "generates": c.memory.generates,
+         "head": c.head, "incompatible": dict(c.incompatible), "config": c.defaults(), "defaults": c.defaults(),
+         "description": c.description}
+        for c in every.values() if isinstance(c, ObjectiveCard)
     ]
     return {"parameterizations": sorted(pars, key=lambda r: r["name"]), "objectives": sorted(objs, key=lambda r: r["name"])}
 

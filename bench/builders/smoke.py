@@ -3,14 +3,17 @@
 One task provides every record format: ``text`` (cpt), ``prompt_completion`` (sft),
 ``preference`` (dpo/ipo/orpo/simpo/rm), ``unpaired_preference`` (kto),
 ``prompt_with_checker`` (grpo/ppo: the answer is checked by ``check_number``) and
-``mixture`` (multitask: two tasks with their own templates, tagged by ``task``).
+``mixture`` (multitask: two tasks with their own templates, tagged by ``task``). Each record is
+built as its common/records.py model, so a builder bug fails here, not inside a trainer.
 """
 from __future__ import annotations
 
 import random
 import re
 
-FORMATS = ("text", "prompt_completion", "preference", "unpaired_preference", "prompt_with_checker", "mixture")
+from common.records import (FORMATS, Mixture, Preference, PromptCompletion, PromptWithChecker, Record, Text,
+                            UnpairedPreference)
+
 SIZES = {"train": 64, "test": 16}
 SEEDS = {"train": 1234, "test": 5678}
 
@@ -34,26 +37,26 @@ def check_number(completion: str, answer: str) -> float:
     return float(m is not None and m.group(0) == str(answer).strip())
 
 
+def _record(fmt: str, i: int, a: int, b: int) -> Record:
+    q, s, wrong = f"What is {a} + {b}?", a + b, a + b + 1 + (i % 3)
+    if fmt == "text":
+        return Text(text=f"{a} + {b} = {s}. The sum of {a} and {b} is {s}.")
+    if fmt == "prompt_completion":
+        return PromptCompletion(prompt=q, completion=f"{s}")
+    if fmt == "preference":
+        return Preference(prompt=q, chosen=f"{s}", rejected=f"{wrong}")
+    if fmt == "unpaired_preference":
+        good = i % 2 == 0
+        return UnpairedPreference(prompt=q, completion=f"{s if good else wrong}", label=good)
+    if fmt == "prompt_with_checker":
+        return PromptWithChecker(prompt=q, answer=str(s))
+    # mixture: addition and copying, each with its own template
+    if i % 2:
+        return Mixture(task="add", prompt=q, completion=f"{s}")
+    return Mixture(task="copy", prompt=f"Repeat: {a} {b}", completion=f"{a} {b}")
+
+
 def build(split: str, fmt: str) -> list[dict]:
     if fmt not in FORMATS:
         raise ValueError(fmt)
-    recs = []
-    for i, (a, b) in enumerate(_problems(split)):
-        q, s, wrong = f"What is {a} + {b}?", a + b, a + b + 1 + (i % 3)
-        if fmt == "text":
-            recs.append({"text": f"{a} + {b} = {s}. The sum of {a} and {b} is {s}."})
-        elif fmt == "prompt_completion":
-            recs.append({"prompt": q, "completion": f"{s}"})
-        elif fmt == "preference":
-            recs.append({"prompt": q, "chosen": f"{s}", "rejected": f"{wrong}"})
-        elif fmt == "unpaired_preference":
-            good = i % 2 == 0
-            recs.append({"prompt": q, "completion": f"{s if good else wrong}", "label": good})
-        elif fmt == "prompt_with_checker":
-            recs.append({"prompt": q, "answer": str(s)})
-        else:  # mixture: addition and copying, each with its own template
-            if i % 2:
-                recs.append({"task": "add", "prompt": q, "completion": f"{s}"})
-            else:
-                recs.append({"task": "copy", "prompt": f"Repeat: {a} {b}", "completion": f"{a} {b}"})
-    return recs
+    return [_record(fmt, i, a, b).row() for i, (a, b) in enumerate(_problems(split))]

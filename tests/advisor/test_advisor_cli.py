@@ -69,8 +69,32 @@ def test_core_does_not_import_textual():
 
 
 def test_estimator_knows_every_registered_method():
-    from advisor.method_table import OBJECTIVES, PARAMS
-    from methods import OBJECTIVES as REG_OBJ
-    from methods import PARAMETERIZATIONS as REG_PAR
+    from advisor.catalogs import shape
+    from advisor.estimator import Request, estimate
+    from methods import OBJECTIVES, PARAMETERIZATIONS
 
-    assert set(REG_PAR) <= set(PARAMS) and set(REG_OBJ) <= set(OBJECTIVES)
+    s = shape("phi-2")  # has bias terms, so every parameterization applies
+    for name in PARAMETERIZATIONS:
+        assert estimate(Request(shape=s, method=name)).trainable_params > 0, name
+    for name in OBJECTIVES:
+        assert estimate(Request(shape=s, objective=name)).peak_bytes > 0, name
+
+
+def test_methods_json_reads_cards_without_torch():
+    code = "import sys; from advisor.commands.methods import describe; describe(); assert 'torch' not in sys.modules"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_methods_json_carries_the_cards(capsys):
+    code, out, _ = run(capsys, "methods", "--json")
+    info = json.loads(out)
+    pars = {r["name"]: r for r in info["parameterizations"]}
+    objs = {r["name"]: r for r in info["objectives"]}
+    lora, prefix = pars["lora"], pars["prefix"]
+    assert lora["label"] == "LoRA" and lora["latency"] == "none" and lora["shares_base"] and lora["mergeable"]
+    assert lora["defaults"]["r"] == 8 and lora["defaults"] == lora["config"]
+    assert prefix["latency"] == "extra-tokens" and not prefix["mergeable"] and not pars["full"]["shares_base"]
+    assert objs["dpo"]["sequences"] == 2 and "reference" in objs["dpo"]["needs"]
+    assert objs["rm"]["provides"] == ["reward_model"] and objs["rm"]["head"] == "seq_cls"
+    assert objs["grpo"]["generates"] and "label" in objs["sft"]

@@ -86,7 +86,7 @@ def test_general_loss_takes_a_folder_or_a_loaded_model(tiny_llama, sample_home):
 @pytest.mark.parametrize("stack", ["sft:prompt", "sft:qlora"])
 def test_harness_records_forgetting_for_soft_prompt_and_quantized_bases(tiny_llama, sample_home, stack, tmp_path):
     """Soft prompts prepend positions to the logits; quantized bases need their own baseline."""
-    from bench.stack import StackSpec, parse_stack_string
+    from common.stack import StackSpec, parse_stack_string
     from bench.train import StackRun
 
     spec = StackSpec(model=str(tiny_llama), task="smoke", hp={"max_steps": 2, "eval_limit": 4},

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from bench.models import prepare
-from bench.stack import StackSpec, StageSpec
 from bench.train import StackRun, load_model, load_tokenizer
 from methods import OBJECTIVES, objective, parameterization
-from methods._trl import StageContext
+from common.stack import HyperParams, StackSpec, parse_stack_string
+from methods.context import StageContext
 
 OBJECTIVE_NAMES = ["cpt", "sft", "multitask", "distill", "rm", "ppo", "dpo", "ipo", "kto", "orpo", "simpo", "grpo", "rlaif"]
 # ppo trains against the reward model of an rm stage, so its row is a two-stage stack.
@@ -20,8 +20,6 @@ def test_all_thirteen_objectives_registered():
 
 
 def run_stack(stack: str, tmp_path, steps=3, hp=None, model="tiny-llama"):
-    from bench.stack import parse_stack_string
-
     spec = StackSpec(model=model, task="smoke", hp={"max_steps": steps, "eval_limit": 4, **(hp or {})},
                      stages=parse_stack_string(stack))
     return StackRun(spec, tmp_path / "out", db=tmp_path / "db", quiet=True).run()
@@ -44,13 +42,9 @@ def tiny_ctx(name: str, method: str, tmp_path, records, steps: int, lr: float, e
     obj, par = objective(name), parameterization(method)
     tok = load_tokenizer(path)
     model = par.apply(load_model(path, obj.head, {}), par.make_config())
-    hp = {"learning_rate": lr, "batch_size": 4, "max_steps": steps, "max_length": 64, "seed": 0}
+    hp = HyperParams(learning_rate=lr, batch_size=4, max_steps=steps, max_length=64, seed=0)
     return StageContext(model=model, tokenizer=tok, train=records, eval=records, hp=hp, config=obj.make_config(cfg),
                         out_dir=tmp_path, parameterization=method, extra=extra or {})
-
-
-def losses(out):
-    return [h["loss"] for h in out["log_history"] if "loss" in h]
 
 
 @pytest.mark.parametrize("name", ["dpo", "kto", "orpo", "simpo"])
@@ -60,7 +54,7 @@ def test_preference_loss_falls_on_tiny_overfit_set(name, tmp_path):
     fmt = objective(name).data
     records = build("train", fmt)[:4]
     out = objective(name).train(tiny_ctx(name, "lora", tmp_path, records, steps=12, lr=5e-3))
-    curve = losses(out)
+    curve = out.losses()
     assert curve[-1] < curve[0], curve
 
 
@@ -75,9 +69,9 @@ def test_grpo_mean_reward_rises(tmp_path):
     records = build("train", "prompt_with_checker")[:8]
     ctx = tiny_ctx("grpo", "full", tmp_path, records, steps=10, lr=5e-2, extra={"checker": brevity},
                    num_generations=4, max_completion_length=8)
-    ctx.hp["batch_size"] = 8
+    ctx.hp.batch_size = 8
     out = objective("grpo").train(ctx)
-    curve = out["extra"]["reward_curve"]
+    curve = out.extra["reward_curve"]
     assert sum(curve[-3:]) / 3 > sum(curve[:3]) / 3 + 0.1, curve
 
 
@@ -86,7 +80,7 @@ def test_rm_pairwise_accuracy_rises(tmp_path):
 
     pairs = build("train", "preference")[:8]
     out = objective("rm").train(tiny_ctx("rm", "full", tmp_path, pairs, steps=20, lr=1e-3))
-    assert out["extra"]["pairwise_accuracy_after"] > out["extra"]["pairwise_accuracy_before"]
+    assert out.extra["pairwise_accuracy_after"] > out.extra["pairwise_accuracy_before"]
 
 
 def test_ppo_updates_policy_and_value_and_reports_kl(tmp_path):
@@ -101,9 +95,9 @@ def test_ppo_updates_policy_and_value_and_reports_kl(tmp_path):
     out = objective("ppo").train(ctx)
     changed = [n for n, p in ctx.model.named_parameters() if p.requires_grad and not torch.equal(before[n], p)]
     assert changed, "the policy's trainable weights did not move"
-    assert out["steps"] == 2 and len(out["extra"]["kl_curve"]) == 2
-    assert all(math.isfinite(k) for k in out["extra"]["kl_curve"])
-    assert out["extra"]["kl_curve"][-1] != 0.0  # after an update the policy differs from the reference
+    assert out.steps == 2 and len(out.extra["kl_curve"]) == 2
+    assert all(math.isfinite(k) for k in out.extra["kl_curve"])
+    assert out.extra["kl_curve"][-1] != 0.0  # after an update the policy differs from the reference
 
 
 def chat_len(tok, prompt: str, reply: str) -> int:
@@ -127,6 +121,6 @@ def test_tokens_seen_counts_each_real_token_once(name, tmp_path):
                        for r in records)
     else:
         expected = sum(chat_len(tok, r["prompt"], r["completion"]) for r in records)
-    seen = objective(name).train(ctx)["tokens_seen"]
+    seen = objective(name).train(ctx).tokens_seen
     # trainers join prompt and reply ids themselves, so a token or two per sequence may differ
     assert abs(seen - expected) <= 2 * 2 * len(records), (seen, expected)

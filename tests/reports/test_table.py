@@ -105,3 +105,24 @@ def test_later_stack_stages_count_only_where_the_row_allows():
     assert line_cells(group, "LoRA", task=None)["runs / seeds"] == "0 of 0 ok"
     assert line_cells(group, "RM + PPO (RLHF): PPO (lora)", task="math-prefs")["wall time"] == "20.0 s"
     assert line_cells(group, "RM + PPO (RLHF): reward model (lora)", task="math-prefs")["wall time"] == "10.0 s"
+
+
+def test_rows_come_from_the_cards(tmp_path):
+    from methods import PARAMETERIZATIONS
+
+    rows = load_rows()
+    # Every registered parameterization has a row labelled by its card, without editing rows.yaml.
+    named = {m for r in rows if r.objective == "sft" for m in r.methods or ()}
+    assert set(PARAMETERIZATIONS) <= named
+    for r in rows:
+        if r.methods and len(r.methods) == 1:
+            assert r.label == PARAMETERIZATIONS[r.methods[0]].card.label
+    # A rows file naming only one method lists every other registered one in its ``others`` section.
+    path = tmp_path / "rows.yaml"
+    path.write_text("sections:\n  - title: Named\n    rows:\n      - {objective: sft, methods: [lora]}\n"
+                    "  - title: Others\n    others: sft\n    order: [full]\n")
+    got = load_rows(path)
+    others = [r for r in got if r.section == "Others"]
+    assert [r.methods[0] for r in others][0] == "full" and len(others) == len(PARAMETERIZATIONS) - 1
+    assert {r.methods[0] for r in others} == set(PARAMETERIZATIONS) - {"lora"}
+    assert got[0].label == "LoRA" and others[0].label == "Full FT"

@@ -63,11 +63,12 @@ def test_launch_plan_yaml_round_trips_and_argv_is_a_list(tmp_path):
     assert err is None and data["hp"] == {"max_steps": 3, "batch_size": 4, "learning_rate": 1e-4}
     assert [s["objective"] for s in data["stages"]] == ["sft", "dpo"]
     argv = p.argv()
-    assert argv[:4] == [sys.executable, "-m", "advisor.cli", "train"] and "--events" in argv and "--run-id" in argv
-    assert p.display_command().startswith("tunebench train ")
-    multi = plan(tmp_path, gpus=4)
-    assert multi.argv()[1:5] == ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes"]
-    assert multi.argv()[5] == "4" and multi.display_command().startswith("accelerate launch --multi_gpu")
+    assert argv[:3] == [sys.executable, "-m", "bench.entry"] and "--events" in argv and "--run-id" in argv
+    assert "--launcher" not in argv and p.display_command().startswith("tunebench train ")
+    multi = plan(tmp_path, gpus=4)   # bench's entry runs accelerate launch itself
+    assert multi.argv()[:3] == [sys.executable, "-m", "bench.entry"]
+    assert multi.argv()[-4:] == ["--launcher", "accelerate", "--num-processes", "4"]
+    assert multi.display_command().startswith("tunebench train ") and "--launcher accelerate" in multi.display_command()
 
 
 @pytest.mark.parametrize("text,needle", [

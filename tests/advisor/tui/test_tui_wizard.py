@@ -59,7 +59,7 @@ def test_wizard_launches_tiny_run_and_shows_it_in_results(tmp_path):
             screen = app.screen
             assert type(screen).__name__ == "ProgressScreen"
             proc = screen.source
-            assert proc.plan.argv()[1:4] == ["-m", "advisor.cli", "train"]
+            assert proc.plan.argv()[1:3] == ["-m", "bench.entry"]
             await wait_until(pilot, lambda: screen.exited is not None, 150, "the tiny run to finish")
             assert screen.exited.returncode == 0, proc.log_path.read_text()[-2000:]
             stats = screen.query_one("#stats").state
