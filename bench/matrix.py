@@ -3,7 +3,7 @@
     tunebench bench run --matrix smoke --dry-run
     python -m bench.matrix smoke          # prints the expanded runs
 
-A matrix is data, not code (DESIGN.md section 1). Shape (unknown keys are errors)::
+A matrix is data, not code. Shape (unknown keys are errors)::
 
     name: smoke
     description: what it measures and how long it takes
@@ -19,6 +19,7 @@ A matrix is data, not code (DESIGN.md section 1). Shape (unknown keys are errors
       - {stack: sft:bitfit, model: tiny-llama-bias}
       - stack: sft:lora
         grid: {hp.max_length: [256, 1024], model: [a, b]}   # cartesian product of the lists
+      - stack: "sft:*"        # one run per registered parameterization (a new method joins by itself)
 
 Each expanded run gets a ``config_hash`` over everything that changes its result (stack,
 model, task, seed, hp, cfg, method_cfg); ``bench run --resume`` skips hashes that already have
@@ -38,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.metrics import config_hash
 from common.errors import UserError, unknown
+from common.stack import StackSpec, parse_stack, parse_stack_string
 from common.yamlfile import first_error, load_validated
 
 MATRIX_DIR = Path(__file__).parent / "matrices"
@@ -57,6 +59,9 @@ class Defaults(BaseModel):
     timeout_s: float = Field(default=1800, gt=0)
     memory_limit_gb: float | None = Field(default=None, gt=0)
     tags: list[str] = []
+    # A model per required feature (method card ``requires``), e.g. {bias terms: tiny-llama-bias}:
+    # runs that name no model of their own use it when their method needs that feature.
+    models_for: dict[str, str] = {}
 
 
 class Entry(BaseModel):
@@ -102,16 +107,22 @@ class Run:
     config_hash: str = ""
 
     @property
+    def spec(self) -> StackSpec:
+        """The run as the parsed stack value (common/stack.py)."""
+        return parse_stack(self.stack, self.model, self.task, seed=self.seed, hp=dict(self.hp))
+
+    @property
     def stages(self) -> list[str]:
-        return [s.strip() for s in self.stack.split(",")]
+        """Stage labels, ``OBJECTIVE:METHOD``."""
+        return [st.label for st in parse_stack_string(self.stack)]
 
     @property
     def objective(self) -> str:
-        return self.stages[-1].split(":")[0]
+        return parse_stack_string(self.stack)[-1].objective
 
     @property
     def method(self) -> str:
-        return self.stages[-1].split(":")[1]
+        return parse_stack_string(self.stack)[-1].method
 
     @property
     def label(self) -> str:
@@ -176,16 +187,19 @@ def expand(spec: MatrixSpec, tuned: dict | None = None) -> list[Run]:
     d = spec.defaults
     runs: list[Run] = []
     for n, entry in enumerate(spec.runs):
-        keys = list(entry.grid)
+        grid = _stack_grid(entry)
+        keys = list(grid)
         for key in keys:
-            if not entry.grid[key]:
+            if not grid[key]:
                 raise UserError(f"matrix {spec.name}: runs[{n}].grid.{key} is an empty list")
-        for combo in itertools.product(*(entry.grid[k] for k in keys)) if keys else [()]:
+        for combo in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
             base = {"stack": entry.stack, "model": entry.model or d.model, "task": entry.task or d.task,
                     "seeds": entry.seeds or d.seeds, "hp": {**d.hp, **entry.hp}, "cfg": {**d.cfg, **entry.cfg},
                     "method_cfg": {**d.method_cfg, **entry.method_cfg}}
             for key, value in zip(keys, combo):
                 _set(base, key, value)
+            if not entry.model and "model" not in keys and base["stack"]:
+                base["model"] = _model_for(base["stack"], d) or base["model"]
             for field_ in ("stack", "model", "task"):
                 if not base[field_]:
                     raise UserError(f"matrix {spec.name}: runs[{n}] has no {field_} (set it there or in defaults)")
@@ -207,6 +221,32 @@ def expand(spec: MatrixSpec, tuned: dict | None = None) -> list[Run]:
     return runs
 
 
+def _stack_grid(entry) -> dict:
+    """The entry's grid with ``OBJECTIVE:*`` stacks expanded to every registered parameterization."""
+    grid = dict(entry.grid)
+    if entry.stack and "*" in entry.stack and "stack" not in grid:
+        grid["stack"] = [entry.stack]
+    if "stack" in grid:
+        grid["stack"] = [s for stack in grid["stack"] for s in _wildcards(str(stack))]
+    return grid
+
+
+def _wildcards(stack: str) -> list[str]:
+    if "*" not in stack:
+        return [stack]
+    from methods import PARAMETERIZATIONS
+
+    return [stack.replace(":*", f":{name}") for name in sorted(PARAMETERIZATIONS)]
+
+
+def _model_for(stack: str, d: Defaults) -> str | None:
+    """The defaults' model for a feature the stack's last method requires (its card says which)."""
+    from methods import parameterization
+
+    method = parse_stack_string(stack)[-1].method
+    return next((d.models_for[r] for r in parameterization(method).card.requires if r in d.models_for), None)
+
+
 def _resolve_tuned(run: Run, tuned: dict | None) -> None:
     """``learning_rate: tuned`` -> the value ``bench tune`` stored, or the method default."""
     if run.hp.get("learning_rate") != TUNED:
@@ -225,11 +265,10 @@ def _resolve_tuned(run: Run, tuned: dict | None) -> None:
 
 
 def _validate(run: Run, where: str) -> None:
-    from bench.stack import StackSpec, parse_stack_string, validate
+    from bench.stack import validate
 
     try:
-        validate(StackSpec(model=run.model, task=run.task, seed=run.seed, hp=run.hp,
-                           stages=parse_stack_string(run.stack)))
+        validate(run.spec)
     except UserError as e:
         raise UserError(f"{where} ({run.stack}): {e}") from None
     except ValidationError as e:

@@ -3,7 +3,7 @@
     python -m bench.metrics          # prints this machine's fingerprint as JSON
 
 ``with Meter(device) as m: train(); rec.update(m.result())`` fills the schema's memory
-columns (DESIGN.md section 6):
+columns (the result schema, bench/schema.py):
 
 - ``peak_rss_bytes``: host RSS of this process, sampled every 20 ms by a background thread
   (psutil); if the kernel's lifetime peak (``ru_maxrss``) rose while the meter was open, that

@@ -112,7 +112,7 @@ def find_smollm2_gguf() -> Path:
 
 
 def build_smollm2(out: Path) -> None:
-    """Dequantise the GGUF to fp32 and save a normal HF folder (FACTS.md: clear the quantizer)."""
+    """Dequantise the GGUF to fp32 and save a normal HF folder (docs/platform-facts.md: clear the quantizer)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = find_smollm2_gguf()

@@ -1,4 +1,4 @@
-"""Harness overhead: the same SFT config through ``tunebench train`` and through a bare loop.
+"""Harness overhead: the same SFT config through a child training run and through a bare loop.
 
     tunebench bench overhead --model tiny-llama --method lora --steps 20
     python -m bench.overhead minimal tiny-llama lora smoke 20 4 64     # the bare loop alone, JSON out
@@ -6,7 +6,7 @@
 Both sides run in their own fresh process, one after the other, on the same records, chat
 template, completion-only labels, batch size, max length, AdamW learning rate and fp32 on the
 same device, and count non-padding input tokens after the first (warm-up) step. The harness
-side is a real ``tunebench train`` (TRL SFTTrainer, callbacks, memory meter, evaluation off);
+side is a real child training run, ``python -m bench.entry`` (TRL SFTTrainer, callbacks, memory meter, evaluation off);
 the bare side is the loop below: tokenize, forward, backward, step. The ratio
 harness/minimal tokens/s is what the harness costs (1.0 = free).
 """
@@ -87,21 +87,24 @@ def minimal(model_name: str, method: str, task: str, steps: int, batch_size: int
 
 
 def compare(model: str, method: str, task: str, steps: int, batch_size: int, max_length: int) -> dict:
+    from bench.child import ChildRun, log_tail
     from bench.results import read_runs
+    from common.stack import parse_stack
 
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     with tempfile.TemporaryDirectory(prefix="tb-overhead-") as tmp:
         db, out = Path(tmp) / "db", Path(tmp) / "out"
         t0 = time.perf_counter()
-        h = subprocess.run([sys.executable, "-m", "advisor.cli", "train", "--stack", f"sft:{method}", "--model", model,
-                            "--task", task, "--max-steps", str(steps), "--hp", f"batch_size={batch_size}",
-                            "--hp", f"max_length={max_length}", "--hp", "eval_limit=0", "--db", str(db),
-                            "--out", str(out), "--quiet"], capture_output=True, text=True, env=env)
+        args = ["--stack", f"sft:{method}", "--model", model, "--task", task, "--max-steps", str(steps),
+                "--hp", f"batch_size={batch_size}", "--hp", f"max_length={max_length}", "--hp", "eval_limit=0",
+                "--db", str(db), "--out", str(out), "--run-id", "overhead", "--quiet"]
+        h = ChildRun(args, spec=parse_stack(f"sft:{method}", model, task), run_id="overhead", db=db,
+                     log=Path(tmp) / "harness.log", out=out, env=env).start()
+        rc = h.wait()
         harness_wall = time.perf_counter() - t0
         df = read_runs(db)
-        if h.returncode != 0 or df.is_empty() or df["tokens_per_s"][0] is None:
-            tail = (h.stderr.strip().splitlines() or [f"exit {h.returncode}"])[-1]
-            raise UserError(f"the harness run failed: {tail}")
+        if rc != 0 or df.is_empty() or df["tokens_per_s"][0] is None:
+            raise UserError(f"the harness run failed: {log_tail(h.log_path, 1) or f'exit {rc}'}")
         t0 = time.perf_counter()
         m = subprocess.run([sys.executable, "-m", "bench.overhead", "minimal", model, method, task, str(steps),
                             str(batch_size), str(max_length)], capture_output=True, text=True, env=env)

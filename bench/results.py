@@ -1,6 +1,6 @@
 """The results database: a directory of immutable parquet files, one per run record.
 
-    tunebench db show --db DIR            # reads it (advisor/commands/db.py)
+    tunebench db show --db DIR            # reads it (the db command of the CLI)
     python -m bench.results DIR           # prints the frame and any damaged files
 
 Writing: ``write_record(db, record)`` validates the record against ``bench.schema``, writes it
@@ -12,7 +12,7 @@ the fallback may leave a hidden ``.tmp`` file that readers ignore). ``tunebench 
 measures this.
 
 Reading: ``read_runs(db)`` reads every file on its own (one corrupt file breaks a glob scan,
-see FACTS.md), reports damaged ones in one line each and returns the rest as one typed frame.
+see docs/platform-facts.md), reports damaged ones in one line each and returns the rest as one typed frame.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ STALE_TEMP_S = 3600
 OnDamaged = Callable[[Path, str], None]
 
 
-def _warn_damaged(path: Path, message: str) -> None:
+def warn_damaged(path: Path, message: str) -> None:
     first = message.strip().splitlines()[0] if message.strip() else "unreadable"
     sys.stderr.write(f"warning: skipped damaged result file {path}: {first[:200]}\n")
 
@@ -194,7 +194,7 @@ def read_runs(db_dir: Path | str, on_damaged: OnDamaged | None = None) -> pl.Dat
     Each damaged file (truncated, garbage, wrong columns) is passed to ``on_damaged(path,
     message)`` -- by default one warning line on stderr -- and skipped; the rest still reads.
     """
-    report = on_damaged or _warn_damaged
+    report = on_damaged or warn_damaged
     files = record_files(db_dir)
 
     def load(path: Path):
@@ -224,7 +224,7 @@ def merge(src_dirs: Iterable[Path | str], db_dir: Path | str,
 
     Damaged source files are reported and skipped; nothing in ``db_dir`` is ever replaced.
     """
-    report = on_damaged or _warn_damaged
+    report = on_damaged or warn_damaged
     db = Path(db_dir)
     try:
         db.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
     python -m bench.shapes qwen2.5-0.5b          # builds $TUNEBENCH_HOME/models/shape-qwen2.5-0.5b
     tunebench bench run --matrix gpu-memory       # matrices name them as shape:NAME
 
-Memory and speed depend on the architecture, not on the weights (DESIGN.md section 5), so a
+Memory and speed depend on the architecture, not on the weights, so a
 random model with Llama-3.x / Qwen2.5 / Mistral dimensions measures what the real one would.
 The configs below are the published ones (hidden size, layers, heads, KV heads, MLP width,
 vocabulary, tied embeddings). The tokenizer is the tiny project tokenizer: its ids are a subset

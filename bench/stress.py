@@ -3,7 +3,7 @@
     tunebench bench stress                          # 3 train kills, 3 writer kills, 8 writers x 100 records
     tunebench bench stress --kills 10 --writers 8 --records 100 --db /tmp/stress-db
 
-Kill trials. Half start a real ``tunebench train`` (tiny-llama, sft:lora, smoke task) into the
+Kill trials. Half start a real child training run (bench/child.py; tiny-llama, sft:lora, smoke task) into the
 stress DB and SIGKILL its process group at a random moment: during start-up, during training
 (after a random number of steps), or after the last step, while it evaluates, saves and writes
 its record. The other half SIGKILL a process that does nothing but write large records, so the
@@ -77,7 +77,7 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _wait(cond, proc: subprocess.Popen, limit_s: float, poll_s: float = 0.01) -> bool:
+def _wait(cond, proc, limit_s: float, poll_s: float = 0.01) -> bool:
     """Poll until ``cond()`` or the process exits; True if the condition was met."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
@@ -91,16 +91,20 @@ def _wait(cond, proc: subprocess.Popen, limit_s: float, poll_s: float = 0.01) ->
 
 def train_kill(db: Path, work: Path, target: str, rng: random.Random) -> Trial:
     """Start a real training run and SIGKILL it in the ``target`` phase (at a random moment in it)."""
+    from bench.child import ChildRun
+    from common.stack import parse_stack
+
     events, out = work / "events.jsonl", work / "out"
-    argv = [sys.executable, "-m", "advisor.cli", "train", "--stack", "sft:lora", "--model", "tiny-llama",
-            "--task", "smoke", "--max-steps", str(TRAIN_STEPS), "--hp", "batch_size=2", "--hp", "max_length=32",
-            "--hp", "eval_limit=8", "--db", str(db), "--out", str(out), "--events", str(events), "--quiet"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    rid = f"stress-{work.name}-{os.urandom(4).hex()}"
+    args = ["--stack", "sft:lora", "--model", "tiny-llama", "--task", "smoke", "--max-steps", str(TRAIN_STEPS),
+            "--hp", "batch_size=2", "--hp", "max_length=32", "--hp", "eval_limit=8", "--db", str(db),
+            "--out", str(out), "--events", str(events), "--run-id", rid, "--quiet"]
+    env = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     t0 = time.monotonic()
     before = len(record_files(db))
-    with open(work / "train.log", "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=env)
+    # never settled: the kill's aftermath in the DB is what this trial measures
+    proc = ChildRun(args, spec=parse_stack("sft:lora", "tiny-llama", "smoke"), run_id=rid, db=db,
+                    log=work / "train.log", events=events, out=out, env=env).start()
     steps = StepCount(events)
     if target == "startup":
         _wait(lambda: False, proc, rng.uniform(0.5, 8.0))
@@ -112,7 +116,7 @@ def train_kill(db: Path, work: Path, target: str, rng: random.Random) -> Trial:
         time.sleep(rng.uniform(0.0, 0.6))
     killed_after = time.monotonic() - t0
     finished = proc.poll() is not None
-    _kill(proc)
+    proc.kill()
     done = steps()
     after = len(record_files(db))
     if after > before:

@@ -4,7 +4,7 @@
     tunebench bench tune --method dora --objective sft --task gsm-symbolic --model smollm2-135m \\
         --trials 12 --storage postgresql://host/optuna      # several workers share one study
 
-Each Optuna trial is one ``tunebench train`` subprocess (argument list) that records its
+Each Optuna trial is one child training run (``bench/child.py``, an argument list) that records its
 result in the DB like any run (matrix ``tune``); the trial's value is that record's held-out
 ``eval_loss`` (``train_loss`` where the objective has no LM loss, e.g. ``rm``). The best LR is
 kept in ``$TUNEBENCH_HOME/tuned.json`` keyed by model/objective/method/task; a matrix that says
@@ -16,8 +16,6 @@ import datetime as dt
 import json
 import math
 import os
-import subprocess
-import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -114,13 +112,16 @@ def tune(method: str, objective: str, task: str, model: str, trials: int, *, sto
          timeout_s: float = 3600, log=print) -> dict:
     import optuna
 
+    from bench.child import ChildRun, log_tail
     from bench.home import default_db
-    from bench.stack import StackSpec, parse_stack_string, validate
+    from bench.stack import validate
+    from common.stack import parse_stack
 
     if trials < 1:
         raise UserError(f"--trials must be >= 1, got {trials}")
     stage = f"{objective}:{method}"
-    validate(StackSpec(model=model, task=task, seed=seed, stages=parse_stack_string(stage)))
+    spec = parse_stack(stage, model, task, seed=seed)
+    validate(spec)
     db = Path(db or default_db())
     storage = storage or default_storage()
     lo, hi = lr_range(method)
@@ -133,18 +134,19 @@ def tune(method: str, objective: str, task: str, model: str, trials: int, *, sto
     def run_trial(trial):
         lr = trial.suggest_float("learning_rate", lo, hi, log=True)
         rid = f"tune-{uuid.uuid4().hex[:12]}"
-        argv = [sys.executable, "-m", "advisor.cli", "train", "--stack", stage, "--model", model, "--task", task,
-                "--seed", str(seed), "--max-steps", str(max_steps), "--hp", f"learning_rate={lr!r}",
-                *sum((["--hp", x] for x in hp or []), []),
+        args = ["--stack", stage, "--model", model, "--task", task, "--seed", str(seed), "--max-steps", str(max_steps),
+                "--hp", f"learning_rate={lr!r}", *sum((["--hp", x] for x in hp or []), []),
                 "--db", str(db), "--matrix", "tune", "--run-id", rid, "--out", str(out_root / rid), "--quiet"]
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(f"trial {trial.number} timed out after {timeout_s:.0f} s") from None
+        child = ChildRun(args, spec=spec, run_id=rid, db=db, log=out_root / f"{rid}.log", out=out_root / rid,
+                         matrix="tune").start()
+        child.wait(timeout_s)
+        child.settle()  # a trial that died without a record (timeout, crash) gets one
+        if child.timed_out:
+            raise RuntimeError(f"trial {trial.number} timed out after {timeout_s:.0f} s")
         value, rec = trial_value(db, f"{rid}-0")
         if value is None:
-            why = (rec or {}).get("error") or proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
-            raise RuntimeError(f"trial {trial.number} lr={lr:.3g} failed: {str(why)[:200]}")
+            why = (rec or {}).get("error") or log_tail(child.log_path, 1) or f"exit {child.rc}"
+            raise RuntimeError(f"trial {trial.number} lr={lr:.3g} failed: {why.splitlines()[0][:200]}")
         trial.set_user_attr("run_id", f"{rid}-0")
         log(f"trial {trial.number:3}  lr {lr:.3g}  loss {value:.4f}")
         return value

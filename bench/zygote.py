@@ -1,6 +1,6 @@
 """A fork server for matrix runs: imports the training stack once, forks one child per run.
 
-    python -m bench.zygote        # started by bench/runner.py; speaks JSON lines on stdin/stdout
+    python -m bench.zygote [MODULE]   # started by bench/child.py's ForkServer; speaks JSON lines on stdin/stdout
 
 Importing torch + transformers + peft + trl costs ~9 CPU-seconds per process here, more than a
 whole tiny-llama smoke run trains. Each run still gets its own process (own peak memory, own
@@ -8,8 +8,8 @@ RLIMIT_AS, killable, a crash cannot reach the matrix); only the imports are shar
 is single-threaded Python and never runs a torch op or touches CUDA before forking.
 
 Protocol, one JSON object per line:
-  in:  {"argv": [...tunebench args...], "log": PATH, "mem_bytes": N|null}
-  out: {"pid": PID}                      as soon as the child exists (the runner may kill it)
+  in:  {"argv": [...entry args...], "log": PATH, "mem_bytes": N|null}
+  out: {"pid": PID}                      as soon as the child exists (the parent may kill it)
   out: {"pid": PID, "rc": CODE}          when it exits; -SIG if a signal ended it
 """
 from __future__ import annotations
@@ -22,9 +22,9 @@ import sys
 import traceback
 
 PRELOAD = ("torch", "transformers", "peft", "trl", "datasets", "polars", "methods", "bench.train")
-# The command-line module to run in each child, named by the runner at the process boundary
-# (as ``python -m MODULE`` would), so bench never imports the CLI layer above it.
-ENTRY = sys.argv[1] if len(sys.argv) > 1 else "advisor.cli"
+# The module whose ``main(argv)`` each child runs (as ``python -m MODULE ARGS`` would): bench's
+# own child entry unless the parent names another.
+ENTRY = sys.argv[1] if len(sys.argv) > 1 else "bench.entry"
 
 
 def preload() -> None:
@@ -49,7 +49,7 @@ def child(req: dict) -> None:
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
         if req.get("mem_bytes"):
             resource.setrlimit(resource.RLIMIT_AS, (req["mem_bytes"], req["mem_bytes"]))
-        sys.argv = ["tunebench", *req["argv"]]
+        sys.argv = [ENTRY, *req["argv"]]
         rc = int(importlib.import_module(ENTRY).main(req["argv"]) or 0)
     except SystemExit as e:
         rc = e.code if isinstance(e.code, int) else 1

@@ -66,8 +66,3 @@ class ConstitutionJudge:
             self.tok.padding_side = side
         k = len(self.principles)
         return [sum(logodds[i * k:(i + 1) * k]) for i in range(len(prompts))]
-
-    def prefer(self, prompt: str, a: str, b: str) -> int:
-        """0 if a is preferred, 1 if b."""
-        sa, sb = self.score_many([prompt, prompt], [a, b])
-        return 0 if sa >= sb else 1

@@ -1,7 +1,7 @@
 """Shared plumbing for objectives built on TRL/transformers trainers.
 
 TRL configs default to bf16 and gradient checkpointing; this CPU needs fp32 and (usually) no
-checkpointing (FACTS.md), so every objective builds its config through ``trl_args``.
+checkpointing (docs/platform-facts.md), so every objective builds its config through ``trl_args``.
 """
 from __future__ import annotations
 

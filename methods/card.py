@@ -72,7 +72,8 @@ class ParamMemory:
     frozen_extra(shape, cfg): bytes of frozen tensors the method adds (VeRA's shared projections).
     extra_tokens(cfg): tokens added to every sequence (prompt tuning's virtual tokens).
     extra_attended(cfg): key/value positions attended but not computed (prefix tuning).
-    base_linears_keep_inputs: the base's linear layers keep their inputs (their weights train).
+    trains_base_linears: the base's linear weights train (weight-gradient FLOPs in the backward; the
+        inputs they keep for it belong in per_token).
     """
 
     trainable: Callable[[Shape, BaseModel], int]
@@ -84,7 +85,7 @@ class ParamMemory:
     frozen_extra: Callable[[Shape, BaseModel], float] = _zero
     extra_tokens: Callable[[BaseModel], int] = lambda cfg: 0
     extra_attended: Callable[[BaseModel], int] = lambda cfg: 0
-    base_linears_keep_inputs: bool = False
+    trains_base_linears: bool = False
 
 
 @dataclass(frozen=True)

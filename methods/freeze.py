@@ -35,7 +35,7 @@ CARD = ParamCard(
     description="freeze tuning: the last 2 layers and the head train, the rest stays frozen",
     settings=FreezeSettings, shares_base=False,
     memory=ParamMemory(trainable=trainable, in_base=True, kept_layers=lambda shape, cfg: cfg.layers,
-                       per_token=full_per_token, base_linears_keep_inputs=True),
+                       per_token=full_per_token, trains_base_linears=True),
 )
 
 

@@ -4,13 +4,12 @@
 
 Screens read and write one ``Inputs`` object; ``check_*`` return an error line (or None) that a
 screen shows inline next to the field; ``LaunchPlan`` renders the stack YAML and the exact
-``tunebench train`` argument list (``accelerate launch`` for more than one GPU).
+argument list of the child training run (``--launcher accelerate`` for more than one GPU).
 """
 from __future__ import annotations
 
 import dataclasses
 import shlex
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import yaml
 from advisor.catalogs import Gpu, gpu, gpus, shape
 from advisor.ranking import DATA_KINDS, GOALS, Profile
 from common.errors import UserError
+from common.stack import parse_stack_string
 
 TRYOUT_MODELS = ("tiny-llama", "tiny-llama-bias", "smollm2-135m")
 
@@ -139,10 +139,7 @@ class LaunchPlan:
         hp = {"max_steps": self.max_steps, "batch_size": self.batch_size, **self.extra_hp}
         if self.learning_rate is not None:
             hp["learning_rate"] = self.learning_rate
-        stages = []
-        for part in self.stack.split(","):
-            obj, _, method = part.strip().partition(":")
-            stages.append({"objective": obj, "method": method})
+        stages = [{"objective": st.objective, "method": st.method} for st in parse_stack_string(self.stack)]
         return {"model": self.model, "task": self.task, "seed": 0, "hp": hp, "stages": stages}
 
     def yaml_text(self) -> str:
@@ -156,23 +153,21 @@ class LaunchPlan:
         return self.out / "stack.yaml"
 
     def train_args(self) -> list[str]:
-        return [str(self.yaml_path), "--out", str(self.out), "--force", "--db", str(self.db),
+        """The train arguments; more than one GPU runs under ``--launcher accelerate`` (DDP)."""
+        args = [str(self.yaml_path), "--out", str(self.out), "--force", "--db", str(self.db),
                 "--events", str(self.events), "--run-id", self.run_id, "--quiet"]
+        if self.num_gpus > 1:
+            args += ["--launcher", "accelerate", "--num-processes", str(self.num_gpus)]
+        return args
 
     def argv(self) -> list[str]:
-        """The exact argument list the wizard runs (never a shell string)."""
-        if self.num_gpus > 1:
-            return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
-                    str(self.num_gpus), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                    "-m", "advisor.cli", "train", *self.train_args()]
-        return [sys.executable, "-m", "advisor.cli", "train", *self.train_args()]
+        """The exact argument list the wizard runs (bench's child entry; never a shell string)."""
+        from bench.child import entry_argv
+
+        return entry_argv(self.train_args())
 
     def display_command(self) -> str:
         """The same command as a user would type it."""
-        argv = self.argv()
-        if self.num_gpus > 1:
-            i = argv.index("-m", 3)
-            return shlex.join(["accelerate", "launch", *argv[3:i], "-m", "advisor.cli", "train", *self.train_args()])
         return shlex.join(["tunebench", "train", *self.train_args()])
 
 

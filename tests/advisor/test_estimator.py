@@ -10,7 +10,7 @@ from advisor.validation import errors
 from common.errors import UserError
 
 SMOL = shape("smollm2-135m")
-N_SMOL = 134_515_008  # SmolLM2-135M parameter count (FACTS.md)
+N_SMOL = 134_515_008  # SmolLM2-135M parameter count (docs/platform-facts.md)
 # LoRA r=8 on all seven projections of SmolLM2: r * (in + out) summed per layer, 30 layers.
 LORA_R8_SMOL = 8 * ((576 + 576) + (576 + 192) * 2 + (576 + 576) + (576 + 1536) * 3) * 30
 

@@ -140,3 +140,28 @@ def test_run_one_feeds_each_step_event_once(tmp_path, tiny_llama):
         runner.close()
     assert o.status == "ok"
     assert [e["step"] for e in events if e.get("event") == "step"] == [1, 2, 3]
+
+
+def test_unreadable_record_of_the_runs_own_is_reported_and_the_matrix_goes_on(tmp_path, monkeypatch):
+    # The first run's record name is taken by a damaged file (the child is refused: it writes none).
+    # Settling must report that file, not skip it silently nor abort on FileExistsError.
+    import bench.runner as runner_mod
+    from bench.runner import done_hashes
+
+    monkeypatch.setattr(runner_mod, "attempt_id", lambda run: f"{run.config_hash[:16]}-fixed000")
+    path = write_matrix(tmp_path / "m.yaml", [{"grid": {"stack": ["sft:lora", "sft:full"]}, "task": "no-such-task"}])
+    runs = mx.expand(mx.load(str(path)))
+    db = tmp_path / "db"
+    db.mkdir()
+    damaged_file = db / f"{runs[0].config_hash[:16]}-fixed000-0.parquet"
+    damaged_file.write_bytes(b"not a parquet file")
+    reported = []
+    outcomes = run_matrix(runs, db, tmp_path / "out", fork=False, quiet=True,
+                          on_damaged=lambda p, m: reported.append(p))
+    assert [o.status for o in outcomes] == ["error", "error"]
+    assert reported == [damaged_file] and "damaged" in outcomes[0].error
+    assert "no-such-task" in outcomes[1].records[0]["error"].splitlines()[0]
+    assert damaged_file.read_bytes() == b"not a parquet file"  # reported, never overwritten
+    reported.clear()
+    assert done_hashes(db, runs, on_damaged=lambda p, m: reported.append(p)) == set()
+    assert reported == [damaged_file]  # --resume reports it too, and reruns the run

@@ -5,7 +5,7 @@
 - A run with ``--save-steps`` is SIGKILLed after a checkpoint; ``--resume`` continues from it
   and the record has the full step count.
 - ``--launcher accelerate --num-processes 2`` trains tiny-llama with two CPU ranks (DDP over
-  gloo; FACTS.md: ``--cpu`` alone would start one): both ranks report world size 2, log the same
+  gloo; docs/platform-facts.md: ``--cpu`` alone would start one): both ranks report world size 2, log the same
   losses, and exactly one result record is written.
 - Two ``bench tune`` workers share one study in one SQLite file (``--storage``).
 """
