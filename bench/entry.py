@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from common.errors import UserError
+from common.yamlfile import parse_kv
 
 ENTRY = "bench.entry"
 LAUNCHED = "TUNEBENCH_LAUNCHED"  # set in the ranks started by --launcher, so they do not launch again
@@ -64,21 +65,6 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--matrix", help=argparse.SUPPRESS)
     p.add_argument("--run-id", help=argparse.SUPPRESS)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def parse_kv(items: list[str], flag: str) -> dict:
-    import yaml
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"{flag} '{item}' must look like KEY=VALUE")
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError:
-            out[key.strip()] = value
-    return out
 
 
 def apply_settings(spec, values: dict, attr: str, lookup, flag: str) -> None:

@@ -1,4 +1,4 @@
-"""Reading user YAML files (stacks, matrices, constitutions) into validated models.
+"""Reading user YAML files (stacks, matrices, constitutions) and KEY=VALUE flags into validated values.
 
 Every failure — missing file, broken YAML, wrong shape, a bad field — is one UserError line
 naming the file and the field, never a traceback.
@@ -39,3 +39,17 @@ def load_validated(path: str | Path, cls: type[BaseModel], what: str, shape: str
         return cls(**data)
     except ValidationError as e:
         raise UserError(f"{what} {path}: {first_error(e)}") from None
+
+
+def parse_kv(items: list[str], flag: str) -> dict:
+    """``["r=16", "lr=2e-4"]`` from a repeatable ``--flag KEY=VALUE`` -> {"r": 16, "lr": 0.0002} (values as YAML)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{flag} '{item}' must look like KEY=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out

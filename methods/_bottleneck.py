@@ -13,9 +13,9 @@ from typing import Literal
 from pydantic import Field
 
 from common.shape import Shape
-from methods._common import MethodConfig, load_trained, remember, save_trained
+from methods._common import MethodConfig, register_trained, remember
 from methods.card import ParamCard, ParamMemory
-from methods.registry import Parameterization, register
+from methods.registry import Parameterization
 
 Activation = Literal["relu", "gelu", "silu", "tanh"]
 
@@ -47,17 +47,9 @@ def bottleneck_memory(n_sites: int) -> ParamMemory:
 
 def adapter_method(card: ParamCard, sites: tuple[str, ...]) -> Parameterization:
     """Register a bottleneck-adapter card whose adapters sit after the given sub-blocks."""
-    name = card.name
-
     def apply(model, cfg):
         from methods._bottleneck_module import insert
 
         return remember(insert(model, cfg, sites, bottleneck_size(model.config.hidden_size, cfg)), cfg)
 
-    def save(model, out_dir):
-        save_trained(model, out_dir, name)
-
-    def load(base, in_dir, cfg):
-        return load_trained(apply(base, cfg), in_dir, name)
-
-    return register(card, apply=apply, save=save, load=load)
+    return register_trained(card, apply)

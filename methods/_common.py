@@ -127,3 +127,17 @@ def decoder_layers(model):
         if isinstance(m, torch.nn.ModuleList) and len(m) == n and n:
             return m
     raise ValueError(f"cannot find the {n} decoder layers of {type(model).__name__}")
+
+
+def register_trained(card, apply, merge=None):
+    """Register a method whose result is just its trained tensors (freeze, bitfit, bottleneck adapters):
+    saving writes them, loading re-applies the method to a fresh base and copies them in."""
+    from methods.registry import register
+
+    def save(model, out_dir):
+        save_trained(model, out_dir, card.name)
+
+    def load(base, in_dir, cfg):
+        return load_trained(apply(base, cfg), in_dir, card.name)
+
+    return register(card, apply=apply, save=save, load=load, merge=merge)

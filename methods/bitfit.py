@@ -9,10 +9,9 @@ SmolLM2 have none, which is a clear error rather than an empty run. A reward mod
 from common.errors import UserError
 from common.shape import Shape
 from methods._common import (
-    MethodConfig, base_name, freeze_all, load_trained, remember, save_trained, train_heads,
+    MethodConfig, base_name, freeze_all, register_trained, remember, train_heads,
 )
 from methods.card import ParamCard, ParamMemory
-from methods.registry import register
 
 
 class BitFitSettings(MethodConfig):
@@ -48,12 +47,4 @@ def apply(model, cfg):
     return remember(model, cfg)
 
 
-def save(model, out_dir):
-    save_trained(model, out_dir, "bitfit")
-
-
-def load(base, in_dir, cfg):
-    return load_trained(apply(base, cfg), in_dir, "bitfit")
-
-
-register(CARD, apply=apply, save=save, load=load, merge=lambda model: model)
+register_trained(CARD, apply, merge=lambda model: model)

@@ -11,11 +11,10 @@ from pydantic import Field
 from common.errors import UserError
 from common.shape import Shape
 from methods._common import (
-    MethodConfig, decoder_layers, freeze_all, load_trained, remember, save_trained, train_heads,
+    MethodConfig, decoder_layers, freeze_all, register_trained, remember, train_heads,
 )
 from methods.card import ParamCard, ParamMemory
 from methods.full import per_token as full_per_token
-from methods.registry import register
 
 
 class FreezeSettings(MethodConfig):
@@ -55,12 +54,4 @@ def apply(model, cfg):
     return remember(model, cfg)
 
 
-def save(model, out_dir):
-    save_trained(model, out_dir, "freeze")
-
-
-def load(base, in_dir, cfg):
-    return load_trained(apply(base, cfg), in_dir, "freeze")
-
-
-register(CARD, apply=apply, save=save, load=load, merge=lambda model: model)
+register_trained(CARD, apply, merge=lambda model: model)

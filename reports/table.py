@@ -247,7 +247,7 @@ def data_needed(objective: str, method: str | None) -> str:
         return f"— ({objective} not in the registry)"
     parts = [obj.card.data]
     if obj.card.needs:
-        parts.append("needs " + ", ".join(obj.card.needs))
+        parts.append("needs " + ", ".join(n.replace("_", " ") for n in obj.card.needs))
     par = PARAMETERIZATIONS.get(method) if method else None
     if par is not None and par.card.requires:
         parts.append("requires " + ", ".join(par.card.requires))

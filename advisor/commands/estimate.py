@@ -80,23 +80,11 @@ def request_from_args(args):
 
 def parse_method_cfg(items: list[str]) -> dict:
     """``["r=16", "target_modules=q_proj,v_proj"]`` -> {"r": 16, "target_modules": ["q_proj", "v_proj"]}."""
-    import yaml
+    from common.yamlfile import parse_kv
 
-    from common.errors import UserError
-
-    out = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--method-cfg '{item}': expected KEY=VALUE, e.g. r=16")
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
-            value = text
-        if isinstance(value, str) and "," in value:
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        out[key.strip()] = value
-    return out
+    out = parse_kv(items, "--method-cfg")
+    return {k: [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) and "," in v else v
+            for k, v in out.items()}
 
 
 def check_numbers(args) -> None:

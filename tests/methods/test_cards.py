@@ -82,19 +82,6 @@ ROWS: dict[str, Row] = {
     "adapter_pfeiffer": Row(r"\.layers\.\d+\.mlp\.bottleneck_adapter\.(down|up)\.(weight|bias)$"),
 }
 NAMES = sorted(PARAMETERIZATIONS)
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:Failed to load the CUDA extension"),
-    pytest.mark.filterwarnings("ignore:Setting boft_n_butterfly_factor to 1"),
-    pytest.mark.filterwarnings("ignore:Unsupported layer type.*RMSNorm"),
-]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @cache

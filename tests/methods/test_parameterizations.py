@@ -26,26 +26,10 @@ QUANTIZED = {"qlora", "lora8bit"}
 # LLM.int8 also quantizes activations in the unmerged forward; the merged fp32 model does not.
 MERGE_ATOL = {"lora8bit": 3e-2}
 TEXT = "def add(a, b):\n    return a + b\n"
-# Known, harmless peft warnings: BOFT's optional CUDA kernel (it falls back, see methods/boft.py)
-# and LNTuning's generic notice for RMSNorm, which it handles like any module it copies.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:Failed to load the CUDA extension"),
-    pytest.mark.filterwarnings("ignore:Setting boft_n_butterfly_factor to 1"),
-    pytest.mark.filterwarnings("ignore:Unsupported layer type.*RMSNorm"),
-]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: one thread is as fast, and avoids thrashing when other jobs share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def model_for(name: str) -> str:
-    return "tiny-llama-bias" if name == "bitfit" else "tiny-llama"
+    return "tiny-llama-bias" if "bias terms" in PARAMETERIZATIONS[name].card.requires else "tiny-llama"
 
 
 def load(name: str, head: str = "causal_lm"):
