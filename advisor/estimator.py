@@ -234,8 +234,39 @@ def _check_numbers(req: Request) -> None:
         raise UserError(f"--zero-stage must be 0, 1, 2 or 3, got {req.zero_stage}")
 
 
-def estimate(req: Request, consts: dict | None = None) -> Estimate:
-    """consts overrides the calibrated constants (calibration evaluates candidates this way)."""
+@dataclass
+class _Stage:
+    """One estimate's resolved inputs: the cards, the validated settings, dtypes and token counts."""
+
+    req: Request
+    par: ParamCard
+    obj: ObjectiveCard
+    cfg: BaseModel
+    c: dict
+    notes: list[str]
+    precision: str
+    e: int            # bytes per element of the compute dtype
+    p_bytes: int      # bytes per trained parameter (adapters may stay fp32 on a bf16 base)
+    n_train: int
+    tokens: int       # tokens trained together in one micro-batch (all sequences)
+    attended: int     # key/value positions each token attends to
+    cpu: bool
+
+    @property
+    def s(self) -> Shape:
+        return self.req.shape
+
+    @property
+    def in_base(self) -> bool:
+        return self.par.memory.in_base  # trainables are base weights: no separate copy, the base dtype
+
+    @property
+    def shards(self) -> int:
+        return self.req.num_gpus if self.req.zero_stage else 1
+
+
+def _resolve(req: Request, consts: dict | None) -> _Stage:
+    """Check the request against the cards and fix dtypes, trained parameters and tokens."""
     par, obj = cards_for(req.method, req.objective)
     if par.name in obj.incompatible:
         raise UserError(f"{obj.name} cannot train with {par.name}: {obj.incompatible[par.name]}")
@@ -243,9 +274,6 @@ def estimate(req: Request, consts: dict | None = None) -> Estimate:
     check_requirements(par, req.shape)
     notes: list[str] = []
     cfg = method_config(req, par, notes)
-    mem = par.memory
-    c = {**constants(), **(consts or {})}
-    s = req.shape
     cpu = req.gpu is not None and req.gpu.is_cpu
     precision = req.precision
     if cpu and precision != "fp32":
@@ -253,112 +281,133 @@ def estimate(req: Request, consts: dict | None = None) -> Estimate:
         notes.append("CPU trains in fp32 (bf16 is ~11x slower on CPUs without AMX)")
     e = DTYPE_BYTES[precision]
     adapter_fp32 = req.adapter_fp32 and e < 4
+    seq = req.seq_len + par.memory.extra_tokens(cfg)
+    return _Stage(req=req, par=par, obj=obj, cfg=cfg, c={**constants(), **(consts or {})}, notes=notes,
+                  precision=precision, e=e, p_bytes=e if par.memory.in_base else (4 if adapter_fp32 else e),
+                  n_train=trainable_params(req, par, cfg), tokens=req.micro_batch * obj.memory.sequences * seq,
+                  attended=seq + par.memory.extra_attended(cfg), cpu=cpu)
 
-    n_train = trainable_params(req, par, cfg)
-    in_base = mem.in_base  # trainables are base weights: no separate copy, the base dtype
-    p_bytes = e if in_base else (4 if adapter_fp32 else e)
-    state = OPTIMIZERS[req.optimizer]
-    state_bytes = 2 * p_bytes if state is None else state
-    n = req.num_gpus if req.zero_stage else 1
 
-    # Sequences trained together and the tokens attended.
-    seq = req.seq_len + mem.extra_tokens(cfg)
-    attended = seq + mem.extra_attended(cfg)
-    sequences = obj.memory.sequences
-    seqs = req.micro_batch * sequences
-    tokens = seqs * seq
-
-    weights = _weights_bytes(s, mem.base, e)
-    adapter = 0.0 if in_base else n_train * p_bytes
-    adapter += mem.frozen_extra(s, cfg)  # frozen tensors the method adds (VeRA's shared projections)
-    optimizer = n_train * state_bytes
-    grads = n_train * p_bytes
-
-    # Layers autograd keeps: all of them when anything trains in (or before) the first layer.
-    kept_layers = _kept_layers(par, s, cfg)
-    per_layer = _per_token_layer(req, par, cfg, e, attended)
-    fixed = mem.layer_fixed(s, cfg)
-    if req.grad_ckpt:
+def _policy_parts(st: _Stage) -> dict[str, float]:
+    """Bytes of the trained policy: weights, adapter, optimizer states, gradients, activations, logits."""
+    s, mem, c = st.s, st.par.memory, st.c
+    state = OPTIMIZERS[st.req.optimizer]
+    kept_layers = _kept_layers(st.par, s, st.cfg)  # all layers when anything trains in (or before) the first
+    per_layer = _per_token_layer(st.req, st.par, st.cfg, st.e, st.attended)
+    fixed = mem.layer_fixed(s, st.cfg)
+    if st.req.grad_ckpt:
         # Only each layer's input survives; one layer is recomputed at a time in the backward.
-        acts = tokens * (kept_layers * e * s.hidden + per_layer) + fixed
+        acts = st.tokens * (kept_layers * st.e * s.hidden + per_layer) + fixed
     else:
-        acts = tokens * kept_layers * per_layer + fixed * kept_layers
-    acts *= c["activation_scale"]
-    if obj.head == "seq_cls":
-        logits = tokens * s.hidden * e
+        acts = st.tokens * kept_layers * per_layer + fixed * kept_layers
+    if st.obj.head == "seq_cls":
+        logits = st.tokens * s.hidden * st.e
     else:
-        logits = tokens * s.vocab * (e + 12) * c["logits_scale"]
-    head_grad = s.vocab * s.hidden * e if _head_trains(par, s, cfg, n_train) else 0.0
+        logits = st.tokens * s.vocab * (st.e + 12) * c["logits_scale"]
+    return {
+        "weights": _weights_bytes(s, mem.base, st.e),
+        # frozen tensors the method adds count here too (VeRA's shared projections)
+        "adapter": (0.0 if st.in_base else st.n_train * st.p_bytes) + mem.frozen_extra(s, st.cfg),
+        "optimizer": st.n_train * (2 * st.p_bytes if state is None else state),
+        "grads": st.n_train * st.p_bytes,
+        "acts": acts * c["activation_scale"],
+        "acts_one_model": st.tokens * kept_layers * per_layer * c["activation_scale"],
+        "logits": logits,
+        "head_grad": s.vocab * s.hidden * st.e if _head_trains(st.par, s, st.cfg, st.n_train) else 0.0,
+    }
 
+
+def _extra_models(st: _Stage, parts: dict[str, float]) -> dict[str, float]:
+    """The objective's other models (from its card's needs) and its rollouts' KV cache."""
+    s, e, req, obj = st.s, st.e, st.req, st.obj
     extras: dict[str, float] = {}
-    frozen_copy = _weights_bytes(s, mem.base, e)
+    frozen_copy = _weights_bytes(s, st.par.memory.base, e)
     if "reference" in obj.needs and not req.precompute_ref:
-        if in_base:
+        if st.in_base:
             extras["reference_model"] = frozen_copy
         else:
-            notes.append("reference = the same base with adapters disabled (no extra copy)")
+            st.notes.append("reference = the same base with adapters disabled (no extra copy)")
     if "teacher" in obj.needs:
         t = req.teacher or s
         extras["teacher_model"] = _weights_bytes(t, "dense", e)
-        extras["teacher_logits"] = tokens * t.vocab * (e + 4)
+        extras["teacher_logits"] = st.tokens * t.vocab * (e + 4)
         if req.teacher is None:
-            notes.append("teacher defaults to a model of the student's shape; pass --teacher for a bigger one")
+            st.notes.append("teacher defaults to a model of the student's shape; pass --teacher for a bigger one")
     if obj.memory.generates:
         # Rollouts for one micro-batch of completions are generated with a KV cache.
         extras["generation_kv_cache"] = _kv_cache(s, req.micro_batch, req.seq_len + req.gen_len, e)
         if "num_generations" in obj.settings.model_fields:
-            notes.append(f"{obj.label}: micro-batch counts completions ({req.generations} per prompt); "
-                         "KV cache for generation")
+            st.notes.append(f"{obj.label}: micro-batch counts completions ({req.generations} per prompt); "
+                            "KV cache for generation")
     if "value_model" in obj.needs:
         extras["reward_model"] = frozen_copy
-        extras["value_model"] = (frozen_copy if not in_base else weights) + grads + optimizer
-        acts += tokens * kept_layers * per_layer * c["activation_scale"]  # value network backprops too
-        if in_base:
+        value_base = frozen_copy if not st.in_base else parts["weights"]
+        extras["value_model"] = value_base + parts["grads"] + parts["optimizer"]
+        parts["acts"] += parts["acts_one_model"]  # the value network backprops too
+        if st.in_base:
             extras["reference_model"] = frozen_copy
+    return extras
 
-    # ZeRO / FSDP sharding over n GPUs.
-    if req.zero_stage >= 1:
-        optimizer /= n
-    if req.zero_stage >= 2:
-        grads /= n
-        head_grad /= n  # gradients are reduce-scattered into shards as the backward produces them
-    if req.zero_stage >= 3:
-        gathered = s.layer_params() * e
-        weights = weights / n + gathered
-        adapter /= n
+
+def _shard(st: _Stage, parts: dict[str, float], extras: dict[str, float]) -> None:
+    """ZeRO / FSDP: stage 1 shards optimizer states, 2 gradients, 3 weights (one layer gathered)."""
+    n, zero = st.shards, st.req.zero_stage
+    if zero >= 1:
+        parts["optimizer"] /= n
+    if zero >= 2:
+        parts["grads"] /= n
+        parts["head_grad"] /= n  # gradients are reduce-scattered into shards as the backward produces them
+    if zero >= 3:
+        parts["weights"] = parts["weights"] / n + st.s.layer_params() * st.e
+        parts["adapter"] /= n
         for k in ("reference_model", "teacher_model", "reward_model", "value_model"):
             if k in extras:
                 extras[k] /= n
 
-    transient_a = acts + logits + head_grad + (0 if in_base else grads)
-    transient_b = grads + (n_train * p_bytes / (n if req.zero_stage >= 1 else 1))  # foreach optimizer temporaries
-    overhead_alloc = max(transient_a, transient_b) * c["alloc_overhead"]
-    if transient_a >= transient_b:
-        phase = {"gradients": head_grad + (0 if in_base else grads), "activations": acts, "logits": logits}
+
+def _breakdown(st: _Stage, parts: dict[str, float], extras: dict[str, float]) -> dict[str, float]:
+    """Peak = what stays + the larger of the two transient phases: the backward (activations,
+    logits, gradients) or the optimizer step (gradients + foreach temporaries)."""
+    own_grads = 0 if st.in_base else parts["grads"]
+    backward = parts["acts"] + parts["logits"] + parts["head_grad"] + own_grads
+    step_temps = st.n_train * st.p_bytes / (st.shards if st.req.zero_stage >= 1 else 1)
+    step = parts["grads"] + step_temps
+    if backward >= step:
+        phase = {"gradients": parts["head_grad"] + own_grads, "activations": parts["acts"], "logits": parts["logits"]}
     else:
-        phase = {"gradients": grads, "optimizer_step_temporaries": transient_b - grads, "activations": 0.0, "logits": 0.0}
-    breakdown = {"weights": weights}
-    if adapter:
-        breakdown["adapter_weights"] = adapter
-    breakdown["optimizer_states"] = optimizer
+        phase = {"gradients": parts["grads"], "optimizer_step_temporaries": step_temps, "activations": 0.0,
+                 "logits": 0.0}
+    breakdown = {"weights": parts["weights"]}
+    if parts["adapter"]:
+        breakdown["adapter_weights"] = parts["adapter"]
+    breakdown["optimizer_states"] = parts["optimizer"]
     breakdown.update(phase)
     breakdown.update(extras)
-    breakdown["allocator_overhead"] = overhead_alloc
-    reserved = sum(breakdown.values())
-    ctx = c["cpu_runtime_gib"] if cpu else c["cuda_context_gib"]
-    breakdown["cuda_context" if not cpu else "runtime"] = ctx * GIB
-    peak = reserved + ctx * GIB
+    breakdown["allocator_overhead"] = max(backward, step) * st.c["alloc_overhead"]
+    return breakdown
 
-    fits = None if req.gpu is None else peak <= req.gpu.memory_gib * GIB
+
+def estimate(req: Request, consts: dict | None = None) -> Estimate:
+    """consts overrides the calibrated constants (calibration evaluates candidates this way)."""
+    st = _resolve(req, consts)
+    parts = _policy_parts(st)
+    extras = _extra_models(st, parts)
+    _shard(st, parts, extras)
+    breakdown = _breakdown(st, parts, extras)
+    reserved = sum(breakdown.values())
+    ctx = (st.c["cpu_runtime_gib"] if st.cpu else st.c["cuda_context_gib"]) * GIB
+    breakdown["runtime" if st.cpu else "cuda_context"] = ctx
+    peak = reserved + ctx
     hours = cost = None
     if req.tokens:
-        hours = _hours(req, par, obj, precision, c, cfg)
+        hours = _hours(req, st.par, st.obj, st.precision, st.c, st.cfg)
         price = req.usd_per_hour if req.usd_per_hour is not None else (req.gpu.usd_per_hour if req.gpu else None)
-        cost = None if price is None else hours * price * req.num_gpus
-    if req.tokens and req.gpu is None:
-        notes.append("no --gpu: time and cost need a GPU's peak FLOPs")
-    return Estimate(peak_bytes=peak, breakdown=breakdown, reserved_bytes=reserved, fits=fits, hours=hours,
-                    cost_usd=cost, trainable_params=n_train, total_params=s.params(), notes=notes)
+        cost = None if price is None or hours is None else hours * price * req.num_gpus
+        if req.gpu is None:
+            st.notes.append("no --gpu: time and cost need a GPU's peak FLOPs")
+    return Estimate(peak_bytes=peak, breakdown=breakdown, reserved_bytes=reserved,
+                    fits=None if req.gpu is None else peak <= req.gpu.memory_gib * GIB, hours=hours, cost_usd=cost,
+                    trainable_params=st.n_train, total_params=st.s.params(), notes=st.notes)
 
 
 def train_flops_per_token(req: Request, par: ParamCard | None = None, obj: ObjectiveCard | None = None,
