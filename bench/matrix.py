@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.metrics import config_hash
 from common.errors import UserError, unknown
-from common.stack import StackSpec, parse_stack, parse_stack_string
+from common.stack import HyperParams, StackSpec, parse_stack, parse_stack_string
 from common.yamlfile import first_error, load_validated
 
 MATRIX_DIR = Path(__file__).parent / "matrices"
@@ -110,6 +110,11 @@ class Run:
     def spec(self) -> StackSpec:
         """The run as the parsed stack value (common/stack.py)."""
         return parse_stack(self.stack, self.model, self.task, seed=self.seed, hp=dict(self.hp))
+
+    @property
+    def hyperparams(self) -> HyperParams:
+        """The run's hyper-parameters with the defaults filled in (the learning rate as given)."""
+        return HyperParams(**{k: v for k, v in self.hp.items() if k != "learning_rate" or v != TUNED})
 
     @property
     def stages(self) -> list[str]:
@@ -280,8 +285,8 @@ def frame(runs: list[Run]) -> pl.DataFrame:
     return pl.DataFrame(
         [{"index": r.index, "stack": r.stack, "objective": r.objective, "method": r.method, "model": r.model,
           "task": r.task, "seed": r.seed, "stages": len(r.stages), "tags": ",".join(r.tags),
-          "max_steps": r.hp.get("max_steps"), "batch_size": r.hp.get("batch_size"),
-          "max_length": r.hp.get("max_length"), "grad_ckpt": bool(r.hp.get("grad_ckpt", False)),
+          "max_steps": r.hyperparams.max_steps, "batch_size": r.hyperparams.batch_size,
+          "max_length": r.hyperparams.max_length, "grad_ckpt": r.hyperparams.grad_ckpt,
           "config_hash": r.config_hash} for r in runs],
         schema={"index": pl.Int64, "stack": pl.String, "objective": pl.String, "method": pl.String,
                 "model": pl.String, "task": pl.String, "seed": pl.Int64, "stages": pl.Int64, "tags": pl.String,

@@ -34,13 +34,13 @@ import polars as pl
 from bench.child import ChildRun, ForkServer
 from bench.matrix import Run
 from bench.results import OnDamaged, clean_temps, read_runs, warn_damaged
+from methods import objective
 
 # Seconds per optimizer step when the DB has no history (docs/platform-facts.md for SmolLM2: seq 256 x batch 4,
-# fp32 on this CPU: full 11.5 s, LoRA 8.1 s, NF4 9.3 s, int8 10.8 s). Generation-based objectives
-# roll out before every update, hence the factor.
+# fp32 on this CPU: full 11.5 s, LoRA 8.1 s, NF4 9.3 s, int8 10.8 s). Objectives that roll out or
+# judge cost more per step: the factor is their card's ``memory.step_time``.
 STEP_S = {"tiny-llama": 0.15, "tiny-llama-bias": 0.15, "smollm2-135m": 10.0}
 STARTUP_S = {"tiny-llama": 4.0, "tiny-llama-bias": 4.0, "smollm2-135m": 20.0}
-GENERATIVE = {"grpo": 4.0, "ppo": 4.0, "rlaif": 5.0, "distill": 1.5}
 IMPORT_S = 10.0  # extra per run without the fork server
 
 
@@ -76,7 +76,8 @@ def step_history(db: Path) -> dict[tuple[str, str], float]:
 
 
 def estimate_s(run: Run, history: dict, fork: bool = True) -> float | None:
-    steps = int(run.hp.get("max_steps", 20))
+    hp = run.hyperparams
+    steps = hp.max_steps
     total = 0.0 if fork else IMPORT_S
     for stage in run.spec.stages:
         measured = history.get((run.model, stage.label))
@@ -85,9 +86,9 @@ def estimate_s(run: Run, history: dict, fork: bool = True) -> float | None:
             continue
         if run.model not in STEP_S:
             return None
-        tokens = int(run.hp.get("batch_size", 4)) * int(run.hp.get("max_length", 256)) * int(run.hp.get("grad_accum", 1))
+        tokens = hp.batch_size * hp.max_length * hp.grad_accum
         scale = 1.0 if run.model.startswith("tiny") else tokens / 1024
-        per = STEP_S[run.model] * scale * GENERATIVE.get(stage.objective, 1.0)
+        per = STEP_S[run.model] * scale * objective(stage.objective).card.memory.step_time
         total += STARTUP_S[run.model] + per * steps
     return total
 
@@ -220,7 +221,7 @@ def run_matrix(runs: list[Run], db: Path, out_root: Path, *, resume: bool = Fals
             overall = bar.add_task("matrix", total=len(todo), info="")
             current = bar.add_task("run", total=1, info="")
             for n, run in enumerate(todo, 1):
-                steps_total = int(run.hp.get("max_steps", 20)) * len(run.stages)
+                steps_total = run.hyperparams.max_steps * len(run.stages)
                 bar.update(current, description=run.stack[:28], total=steps_total, completed=0, info=run.model)
                 done_steps = {"n": 0}
 

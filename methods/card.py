@@ -135,14 +135,17 @@ class ParamCard:
 
 @dataclass(frozen=True)
 class ObjectiveMemory:
-    """How an objective shows up in memory beyond one forward/backward of the policy.
+    """How an objective shows up in memory and time beyond one forward/backward of the policy.
 
     sequences: sequences per example that train together (chosen + rejected = 2).
     generates: samples completions during training (a KV cache, decode time).
+    step_time: a step's wall time relative to an SFT step on the same tokens (rollouts, judging,
+        teacher answers), for time estimates before the results database has a measured run.
     """
 
     sequences: int = 1
     generates: bool = False
+    step_time: float = 1.0
 
 
 @dataclass(frozen=True)
