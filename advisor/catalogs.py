@@ -9,7 +9,6 @@ names for anything unknown. A model can be a catalog name, a local folder or fil
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from common.errors import UserError, unknown
+from common.files import read_json_object
 from common.shape import Shape, shape_from_hf_config
 
 CATALOG = Path(__file__).parent / "catalog"
@@ -100,10 +100,7 @@ def generic_shape(params_b: float) -> Shape:
 def shape_from_config(path: Path) -> Shape:
     """Read an HF config.json (a folder holding one, or the file itself)."""
     cfg_file = path / "config.json" if path.is_dir() else path
-    try:
-        cfg = json.loads(cfg_file.read_text())
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot read model config {cfg_file}: {e}") from None
+    cfg = read_json_object(cfg_file, "model config")
     return shape_from_hf_config(cfg, path.name if path.is_dir() else path.parent.name)
 
 

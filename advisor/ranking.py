@@ -191,33 +191,38 @@ def _evidence(p: Profile) -> dict[tuple[str, str], tuple[float, list[str]]]:
     """(objective, method) -> (normalised quality-per-cost in [0, 1], run ids) on the closest task."""
     if p.db is None or not Path(p.db).exists():
         return {}
+    import polars as pl
+
     from bench.results import read_runs
 
     df = read_runs(p.db)
     if df.is_empty():
         return {}
     keys = GOAL_TASKS[p.goal]
-    rows = [r for r in df.iter_rows(named=True)
-            if r["status"] == "ok" and r["task"] and any(k in r["task"].lower() for k in keys)
-            and r["metric_after"] is not None]
-    if not rows:
+    # Only ok runs with a measured metric on a task matching the goal's keys, filtered in polars (a
+    # large DB has many rows, few of them evidence); the keys are matched once per distinct task.
+    close = [t for t in df["task"].unique().drop_nulls().to_list() if t and any(k in t.lower() for k in keys)]
+    df = df.filter((pl.col("status") == "ok") & pl.col("metric_after").is_not_null()
+                   & pl.col("task").is_in(pl.Series(close, dtype=pl.String).implode()))
+    if df.is_empty():
         return {}
-    # Quality per cost: metric gain per GPU-hour (wall time as the cost proxy), ranked within the task.
-    def value(r):
-        gain = r["metric_after"] - (r["metric_before"] or 0.0)
-        return gain / math.log1p(max(r["wall_time_s"] or 1.0, 1.0))
-
-    by_task: dict[str, list[dict]] = {}
-    for r in rows:
-        by_task.setdefault(r["task"], []).append(r)
+    # Quality per cost: metric gain per GPU-hour (wall time as the cost proxy), ranked within the task:
+    # a run's rank is the share of the task's runs with a lower value (ties share the lowest rank).
+    value = ((pl.col("metric_after") - pl.col("metric_before").fill_null(0.0))
+             / pl.max_horizontal(pl.col("wall_time_s").fill_null(1.0), pl.lit(1.0)).log1p())
+    n = pl.len().over("task")
+    df = (df.with_row_index("_row").with_columns(value.alias("_value"))
+          .with_columns(pl.when(n > 1)
+                        .then((pl.col("_value").rank("min").over("task") - 1) / pl.max_horizontal(n - 1, pl.lit(1)))
+                        .otherwise(0.5).alias("_rank"),
+                        pl.col("_row").min().over("task").alias("_task_order"))
+          .sort("_task_order", "_row"))  # tasks in order of first appearance, runs in DB order
     out: dict[tuple[str, str], list] = {}
-    for task_rows in by_task.values():
-        vals = sorted(value(r) for r in task_rows)
-        for r in task_rows:
-            rank = vals.index(value(r)) / max(1, len(vals) - 1) if len(vals) > 1 else 0.5
-            e = out.setdefault((r["objective"], r["method"]), [[], []])
-            e[0].append(rank)
-            e[1].append(r["run_id"])
+    for obj, method, rank, rid in zip(df["objective"].to_list(), df["method"].to_list(),
+                                      df["_rank"].to_list(), df["run_id"].to_list()):
+        e = out.setdefault((obj, method), [[], []])
+        e[0].append(rank)
+        e[1].append(rid)
     return {k: (sum(v[0]) / len(v[0]), v[1]) for k, v in out.items()}
 
 

@@ -223,6 +223,7 @@ def exit_code(records: list[dict]) -> int:
 def run(args) -> int:
     """Check everything, then train (or re-launch under accelerate); raises UserError for bad input."""
     from bench.home import default_db, home
+    from bench.models import check_model
     from bench.stack import validate
 
     if not hasattr(args, "argv"):
@@ -230,6 +231,7 @@ def run(args) -> int:
     check_scale_out(args)
     spec = build_spec(args)
     validate(spec)
+    check_model(spec.model)  # a FIFO or device in a --model folder would hang loading it
     # bench.train's default_out, without importing the training stack (~10 s) before input is checked
     out = args.out or home() / "runs" / time.strftime("%Y%m%d-%H%M%S")
     db = None if args.no_db else (args.db or default_db())

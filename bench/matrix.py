@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,10 +161,10 @@ def matrix_names() -> list[str]:
 
 def matrix_path(name_or_file: str) -> Path:
     p = Path(name_or_file).expanduser()
-    if p.suffix in (".yaml", ".yml"):
-        if not p.is_file():
+    if p.suffix in (".yaml", ".yml") or ("/" in name_or_file and os.path.lexists(p)):
+        if not os.path.lexists(p):
             raise UserError(f"matrix file {p} does not exist")
-        return p
+        return p  # load's read_yaml refuses a folder, FIFO, device, binary or oversized file
     path = MATRIX_DIR / f"{name_or_file}.yaml"
     if not path.is_file():
         raise unknown("matrix", name_or_file, matrix_names())

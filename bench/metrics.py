@@ -18,6 +18,10 @@ columns (the result schema, bench/schema.py):
   backward pass ran inside the meter.
   torch's profiler memory events were tried and rejected: on this CPU build they reported 3
   events for a whole training step, and the profiler doubled step time.
+  Once both boundaries are sampled the hooks track nothing more (``_pack`` returns at once) and
+  ``settle()`` — called after a training step, when no other saved-tensor hooks are pushed —
+  removes them, so later steps run without a Python call per saved tensor. The seconds spent in
+  the two heap walks accumulate in ``paused_s``, which bench/progress.py leaves out of step times.
 - CUDA: ``peak_reserved_bytes`` / ``peak_allocated_bytes`` from torch (peaks reset at enter)
   and ``nvml_used_bytes``, the peak device-wide used memory NVML reported while sampling.
   Without a GPU these stay None; that is the normal case, not an error.
@@ -33,6 +37,7 @@ import re
 import resource
 import subprocess
 import threading
+import time
 import warnings
 import weakref
 from importlib import metadata
@@ -150,6 +155,7 @@ class Meter:
         self._boundaries = 0
         self.peak_tensor: int | None = None
         self._hooks = None
+        self.paused_s = 0.0  # seconds spent sampling boundaries (instrumentation, not training)
 
     # -- host RSS and NVML, sampled ------------------------------------------------------
     def _sample_loop(self):
@@ -185,6 +191,7 @@ class Meter:
         (weights, optimizer state) united with what autograd saved, each storage counted once."""
         import torch
 
+        t0 = time.perf_counter()
         with warnings.catch_warnings():  # isinstance() on deprecated-module proxies warns
             warnings.simplefilter("ignore")
             objects = [o for o in gc.get_objects() if isinstance(o, torch.Tensor)]
@@ -202,8 +209,11 @@ class Meter:
                 seen[ptr] = nbytes
         total = sum(seen.values())
         self.peak_tensor = max(self.peak_tensor or 0, total)
+        self.paused_s += time.perf_counter() - t0
 
     def _pack(self, tensor):
+        if self._boundaries >= BOUNDARY_SAMPLES:
+            return tensor  # sampling is over
         try:
             if tensor.device.type != "cpu":
                 return tensor
@@ -239,6 +249,13 @@ class Meter:
             if self._boundaries <= BOUNDARY_SAMPLES:
                 self._sample_boundary()
         return box.tensor if isinstance(box, _Saved) else box
+
+    def settle(self) -> None:
+        """Remove the saved-tensor hooks once both boundaries are sampled. Call between training
+        steps only, where no other saved-tensor hooks (e.g. checkpointing's) are pushed on top."""
+        if self._hooks is not None and self._boundaries >= BOUNDARY_SAMPLES:
+            self._hooks.__exit__(None, None, None)
+            self._hooks = None
 
     # -- context -------------------------------------------------------------------------
     def __enter__(self) -> "Meter":

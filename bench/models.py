@@ -22,6 +22,7 @@ from filelock import FileLock
 
 from bench.home import models_dir
 from common.errors import UserError, unknown
+from common.files import file_kind, read_json_object
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -126,14 +127,43 @@ def build_smollm2(out: Path) -> None:
     tok.save_pretrained(out)
 
 
-def model_path(name_or_path: str) -> Path:
-    """A prepared model folder: a known name (prepared on first use) or an existing HF folder."""
+def check_model_folder(p: Path) -> Path:
+    """A user's HF folder: its config.json is a JSON object and nothing in it is a FIFO, device or socket.
+
+    ``from_pretrained`` would block on a FIFO or read a device forever, so those are refused first.
+    """
+    if not os.path.lexists(p / "config.json"):
+        raise UserError(f"model folder {p} has no config.json (half-written or not an HF model)")
+    read_json_object(p / "config.json", "model config")
+    for entry in sorted(os.scandir(p), key=lambda e: e.name):
+        try:
+            bad = file_kind(entry.stat().st_mode)  # follows links: a link to /dev/zero is a device
+        except OSError:
+            continue
+        if bad and bad != "a folder":
+            raise UserError(f"model folder {p} holds {entry.name}, {bad} (accepted: an HF model folder "
+                            "of regular files and folders)")
+    return p
+
+
+def check_model(name_or_path: str) -> Path | None:
+    """``--model``'s checks without preparing anything: the checked folder, or None for a known name."""
     p = Path(name_or_path).expanduser()
     if p.is_dir():
-        if not (p / "config.json").exists():
-            raise UserError(f"model folder {p} has no config.json (half-written or not an HF model)")
-        return p
-    return prepare(name_or_path)
+        return check_model_folder(p)
+    if name_or_path in KNOWN:
+        return None
+    try:
+        bad = file_kind(os.stat(p).st_mode) or "a file"
+    except OSError:
+        raise unknown("model", name_or_path, KNOWN) from None
+    raise UserError(f"model {p} is {bad}, not a folder (accepted: {', '.join(KNOWN)} or an HF model folder "
+                    "with config.json)")
+
+
+def model_path(name_or_path: str) -> Path:
+    """A prepared model folder: a known name (prepared on first use) or an existing HF folder."""
+    return check_model(name_or_path) or prepare(name_or_path)
 
 
 def prepare(name: str, force: bool = False) -> Path:

@@ -2,9 +2,14 @@
 
 Events (one JSON object per line, written to ``--events FILE`` and read by the TUI):
 ``{"event": "stage_start", "stage", "index", "max_steps"}``,
-``{"event": "step", "stage", "step", "max_steps", "loss", "tokens_per_s", "rss_bytes", "eta_s"}``,
+``{"event": "step", "stage", "step", "max_steps", "loss", "tokens", "tokens_per_s", "rss_bytes", "eta_s"}``,
 ``{"event": "stage_end", "stage", "status", "run_id"}``, ``{"event": "done", "status"}``.
-Throughput skips the first ``warmup`` steps (allocator warm-up, first-call compilation).
+Throughput skips the first ``warmup`` steps (allocator warm-up, first-call compilation). A
+trainer step is timed from ``on_step_begin`` to ``on_step_end``: its forward and backward passes
+(with whatever the objective does inside them, e.g. GRPO's generation), clipping and the
+optimizer step. Fetching and collating the batch comes before that window and logging after it,
+as in ``bench overhead``'s bare loop; time the memory meter spends sampling (``paused``, a
+clock of paused seconds, bench/metrics.py ``Meter.paused_s``) is taken out of the step it lands in.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ class Progress:
         self.warmup, self.quiet = warmup, quiet
         self.bar = None
         self.proc = psutil.Process()
+        self.paused = lambda: 0.0  # cumulative seconds of instrumentation to leave out of step times
 
     def emit(self, event: dict) -> None:
         if self.events:
@@ -55,7 +61,8 @@ class Progress:
         eta = statistics.median(s for s, _ in self.steps) * max(0, self.max_steps - done)
         rss = self.proc.memory_info().rss
         self.emit({"event": "step", "stage": self.label, "step": step, "max_steps": self.max_steps,
-                   "loss": self.last_loss, "tokens_per_s": tps, "rss_bytes": rss, "eta_s": eta, **extra})
+                   "loss": self.last_loss, "tokens": tokens, "tokens_per_s": tps, "rss_bytes": rss, "eta_s": eta,
+                   **extra})
         if self.bar:
             info = f"loss {self.last_loss:.4f}" if self.last_loss is not None else ""
             info += f"  {tps:,.0f} tok/s" if tps else ""
@@ -90,8 +97,10 @@ class Progress:
 class _TrainerProgress(TrainerCallback):
     """Feeds HF/TRL trainer steps into Progress (tokens = non-padding input tokens seen).
 
-    The trainer logs a step's loss just after ``on_step_end``, so the step is held until its
-    ``on_log`` (or the end of training) to report the loss of that same step.
+    A step is timed from ``on_step_begin`` (called once per optimizer step, after its batches are
+    fetched) to ``on_step_end``, less the meter's paused seconds in between. The trainer logs a
+    step's loss just after ``on_step_end``, so the step is held until its ``on_log`` (or the next
+    step's end, or the end of training) to report the loss of that same step.
     """
 
     def __init__(self, progress: Progress):
@@ -99,16 +108,23 @@ class _TrainerProgress(TrainerCallback):
         self.seen = 0
         self.loss = None
         self.pending = None
+        self.begin = None  # (perf_counter, paused seconds) at on_step_begin
 
     def on_train_begin(self, args, state, control, **kw):
         self.p.last_time = time.perf_counter()
         self.seen = int(getattr(state, "num_input_tokens_seen", 0) or 0)
 
+    def on_step_begin(self, args, state, control, **kw):
+        self.begin = (time.perf_counter(), self.p.paused())
+
     def on_step_end(self, args, state, control, **kw):
-        now = time.perf_counter()
+        now, paused = time.perf_counter(), self.p.paused()
         seen = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+        # measured before _flush, which writes the previous step's event
+        dt = now - self.begin[0] - (paused - self.begin[1]) if self.begin else now - self.p.last_time
+        self.begin = None
         self._flush()
-        self.pending = (state.global_step, seen - self.seen, now - self.p.last_time)
+        self.pending = (state.global_step, seen - self.seen, dt)
         self.seen, self.p.last_time = seen, now
 
     def on_log(self, args, state, control, logs=None, **kw):

@@ -77,6 +77,10 @@ def check_needs(spec: StackSpec, i: int) -> None:
 
 def validate(spec: StackSpec) -> None:
     """Every name, combination and config checked before anything trains or is written."""
+    from bench.taskdata import get_task
+
+    for task in dict.fromkeys([spec.task, *(st.task for st in spec.stages if st.task)]):
+        get_task(task)  # an unknown name or a broken task file, before the training stack is imported
     n = len(spec.stages)
     for i, st in enumerate(spec.stages):
         obj, par = objective(st.objective), parameterization(st.method)

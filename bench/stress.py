@@ -1,16 +1,20 @@
 """Crash-safety figures for the results store: kill real runs at random moments, race many writers.
 
-    tunebench bench stress                          # 3 train kills, 3 writer kills, 8 writers x 100 records
+    tunebench bench stress                          # 20 train kills, 20 writer kills, 8 writers x 100 records
     tunebench bench stress --kills 10 --writers 8 --records 100 --db /tmp/stress-db
 
 Kill trials. Half start a real child training run (bench/child.py; tiny-llama, sft:lora, smoke task) into the
 stress DB and SIGKILL its process group at a random moment: during start-up, during training
 (after a random number of steps), or after the last step, while it evaluates, saves and writes
-its record. The other half SIGKILL a process that does nothing but write large records, so the
-kill lands inside ``write_record`` almost every time. After each kill the DB is checked:
+its record. The runs are forked from one ``bench/zygote.py`` fork server, as ``bench run`` starts
+them, so the ~9 s of imports are paid once and 20 trials take about a minute on two cores
+(without ``fork`` each run is a fresh interpreter). The other half SIGKILL a process that does
+nothing but write large records, so the kill lands inside ``write_record`` almost every time.
+After each kill the DB is checked:
 
 - corrupt: a ``*.parquet`` file that ``read_runs`` rejects (truncated, garbage, wrong columns);
-- partial: a leftover temp file (``.*.tmp``) or any other file that is not a published record.
+- partial: a leftover temp file (``.*.tmp``) or any other file that is not a published record (the
+  store's own ``_index`` folder of published segments is not; a temp file left inside it is).
 
 Concurrent writers: W processes each write R records with distinct run ids at the same time;
 ``lost`` = records a writer reported written but the DB cannot read back.
@@ -32,10 +36,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.events import EventTail
-from bench.results import read_runs, record_files, write_record
+from bench.results import INDEX_DIR, read_runs, record_files, write_record
 
-TRAIN_STEPS = 120  # enough optimizer steps (~0.05 s each on tiny-llama) for a kill to land mid-training
+TRAIN_STEPS = 60  # enough optimizer steps (~0.05 s each on tiny-llama) for a kill to land mid-training
 STARTUP_LIMIT_S = 180
+DEFAULT_KILLS = 40  # 20 real training runs killed, 20 writers
+# When a start-up kill lands (at the latest: the first step): a forked run loads its model and data
+# in ~1 s; a fresh interpreter first imports the training stack (~9 s).
+STARTUP_S = {"forked": (0.05, 1.0), "fresh": (0.5, 8.0)}
+FINISH_S = 0.6  # first guess at the last step -> exit window; shrunk when a run exits before its kill
+RETRIES = 2     # up to this many extra runs per asked-for kill of a run that exited before it
+CHILD_ENV = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
 @dataclass
@@ -54,8 +65,14 @@ def db_damage(db: Path) -> tuple[list[str], list[str]]:
     corrupt: list[str] = []
     read_runs(db, on_damaged=lambda p, m: corrupt.append(p.name))
     published = {p.name for p in record_files(db)}
-    partial = sorted(p.name for p in db.iterdir() if p.name not in published) if db.is_dir() else []
-    return corrupt, partial
+    partial = []
+    for p in db.iterdir() if db.is_dir() else []:
+        if p.name == INDEX_DIR and p.is_dir():
+            partial += [f"{INDEX_DIR}/{q.name}" for q in p.iterdir()
+                        if q.name.startswith(".") or q.suffix != ".parquet"]
+        elif p.name not in published:
+            partial.append(p.name)
+    return corrupt, sorted(partial)
 
 
 class StepCount:
@@ -89,8 +106,32 @@ def _wait(cond, proc, limit_s: float, poll_s: float = 0.01) -> bool:
     return False
 
 
-def train_kill(db: Path, work: Path, target: str, rng: random.Random) -> Trial:
-    """Start a real training run and SIGKILL it in the ``target`` phase (at a random moment in it)."""
+def fork_server():
+    """A ``bench.zygote`` fork server with the children's environment, or None where it cannot start."""
+    from bench.child import ForkServer
+
+    if not hasattr(os, "fork"):
+        return None
+    saved = {k: os.environ.get(k) for k in CHILD_ENV}
+    os.environ.update(CHILD_ENV)  # the server's environment is every forked run's
+    try:
+        return ForkServer()
+    except (RuntimeError, OSError):
+        return None
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def train_kill(db: Path, work: Path, target: str, rng: random.Random, server=None,
+               timing: dict | None = None) -> Trial:
+    """Start a real training run (forked from ``server`` if given) and SIGKILL it in the ``target``
+    phase, at a random moment in it. ``timing["finish_s"]``: the last step -> exit window a
+    finishing kill aims into; a run that exits first shrinks it for the next one."""
+    timing = timing if timing is not None else {}
     from bench.child import ChildRun
     from common.stack import parse_stack
 
@@ -99,28 +140,32 @@ def train_kill(db: Path, work: Path, target: str, rng: random.Random) -> Trial:
     args = ["--stack", "sft:lora", "--model", "tiny-llama", "--task", "smoke", "--max-steps", str(TRAIN_STEPS),
             "--hp", "batch_size=2", "--hp", "max_length=32", "--hp", "eval_limit=8", "--db", str(db),
             "--out", str(out), "--events", str(events), "--run-id", rid, "--quiet"]
-    env = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     t0 = time.monotonic()
     before = len(record_files(db))
     # never settled: the kill's aftermath in the DB is what this trial measures
     proc = ChildRun(args, spec=parse_stack("sft:lora", "tiny-llama", "smoke"), run_id=rid, db=db,
-                    log=work / "train.log", events=events, out=out, env=env).start()
+                    log=work / "train.log", events=events, out=out, env=None if server else CHILD_ENV,
+                    server=server).start()
     steps = StepCount(events)
-    if target == "startup":
-        _wait(lambda: False, proc, rng.uniform(0.5, 8.0))
+    if target == "startup":  # a random moment before the first step
+        _wait(lambda: steps() >= 1, proc, rng.uniform(*STARTUP_S["forked" if server else "fresh"]), poll_s=0.002)
     elif target == "training":
         n = rng.randint(1, TRAIN_STEPS - 10)
         _wait(lambda: steps() >= n, proc, STARTUP_LIMIT_S)
     else:  # finishing: after the last step, a random moment inside eval + save + record write
         _wait(lambda: steps() >= TRAIN_STEPS, proc, STARTUP_LIMIT_S, poll_s=0.002)
-        time.sleep(rng.uniform(0.0, 0.6))
+        last_step, window = time.monotonic(), timing.get("finish_s", FINISH_S)
+        if _wait(lambda: False, proc, rng.uniform(0.0, window), poll_s=0.002) or proc.poll() is not None:
+            timing["finish_s"] = max(0.02, 0.8 * (time.monotonic() - last_step))
     killed_after = time.monotonic() - t0
     finished = proc.poll() is not None
     proc.kill()
     done = steps()
     after = len(record_files(db))
-    if after > before:
-        phase = "record written" if not finished else "exited before the kill"
+    if finished:
+        phase = "exited before the kill"
+    elif after > before:
+        phase = "record written"
     elif not done:
         phase = "startup"
     elif done < TRAIN_STEPS:
@@ -186,9 +231,10 @@ def concurrent_writers(db: Path, writers: int, records: int) -> dict:
             "wall_s": wall, "records_per_s": sum(reported.values()) / wall if wall > 0 else None}
 
 
-def stress(db: Path, kills: int = 6, writers: int = 8, records: int = 100, seed: int | None = None,
-           log=print) -> dict:
+def stress(db: Path, kills: int = DEFAULT_KILLS, writers: int = 8, records: int = 100, seed: int | None = None,
+           log=print, fork: bool = True) -> dict:
     """Run the kill trials and the concurrent-writer race in ``db``; return the figures."""
+    t_start = time.monotonic()
     rng = random.Random(seed)
     db.mkdir(parents=True, exist_ok=True)
     kill_db, race_db, work = db / "kills", db / "writers", db / "work"
@@ -197,25 +243,47 @@ def stress(db: Path, kills: int = 6, writers: int = 8, records: int = 100, seed:
     trials: list[Trial] = []
     targets = ["startup", "training", "finishing"]
     n_train = (kills + 1) // 2
-    for k in range(kills):
-        if k < n_train:
-            trial_dir = work / f"train{k}"
-            trial_dir.mkdir()
-            trial = train_kill(kill_db, trial_dir, targets[k % len(targets)], rng)
-        else:
-            trial = writer_kill(kill_db, rng)
+    server = fork_server() if fork and n_train else None
+    forked = killed = runs = 0
+    timing: dict = {}
+
+    def checked(trial: Trial, label: str) -> None:
         trial.corrupt, trial.partial = db_damage(kill_db)
         trials.append(trial)
-        log(f"kill {k + 1}/{kills}: {trial.kind:6} aimed at {trial.target:9} killed after {trial.killed_after_s:5.1f} s "
+        log(f"{label}: {trial.kind:6} aimed at {trial.target:9} killed after {trial.killed_after_s:5.1f} s "
             f"in {trial.phase}; corrupt {len(trial.corrupt)}, partial {len(trial.partial)}")
+
+    try:
+        # A run that finishes before its kill is checked too, but does not count: another run takes its place.
+        while killed < n_train and runs < n_train * (1 + RETRIES):
+            target = targets[killed % len(targets)]
+            trial_dir = work / f"train{runs}"
+            trial_dir.mkdir()
+            runs += 1
+            try:
+                trial = train_kill(kill_db, trial_dir, target, rng, server, timing)
+                forked += server is not None
+            except RuntimeError:  # the fork server died: go on with fresh interpreters
+                server = None
+                trial = train_kill(kill_db, trial_dir / "fresh", target, rng, None, timing)
+            killed += trial.phase != "exited before the kill"
+            checked(trial, f"train run {runs} (killed {killed}/{n_train})")
+    finally:
+        if server is not None:
+            server.close()
+    for k in range(kills - n_train):
+        checked(writer_kill(kill_db, rng), f"writer kill {k + 1}/{kills - n_train}")
     corrupt, partial = db_damage(kill_db)
     race = concurrent_writers(race_db, writers, records) if writers else None
     return {
         "db": str(db),
-        "kills": {"trials": len(trials), "train": n_train if kills else 0, "writer": kills - n_train if kills else 0,
+        "kills": {"trials": killed + kills - n_train, "train": killed, "writer": kills - n_train,
+                  "train_runs": runs, "exited_before_kill": runs - killed,
                   "records_left": len(record_files(kill_db)), "corrupt": len(corrupt), "partial": len(partial),
-                  "corrupt_files": corrupt, "partial_files": partial, "detail": [asdict(t) for t in trials]},
+                  "corrupt_files": corrupt, "partial_files": partial, "forked_runs": forked,
+                  "detail": [asdict(t) for t in trials]},
         "writers": race,
+        "wall_s": round(time.monotonic() - t_start, 1),
     }
 
 

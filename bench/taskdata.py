@@ -32,12 +32,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bench.home import data_dir
 from common.errors import UserError, unknown
+from common.files import MIB, check_file, read_json_object, read_text_file
 from common.records import FORMATS, validate
 
 TASKS_DIR = Path(__file__).parent / "tasks"
 SPLITS = ("train", "test")
 METRIC_KINDS = ("multiple_choice", "generate_number", "perplexity", "preference_ll", "completion_bpb")
 MANIFEST = "manifest.json"
+DATA_MAX = 1024 * MIB  # one prepared split file (the largest today is under 2 MiB)
 
 
 class Source(BaseModel):
@@ -86,7 +88,7 @@ class Task(BaseModel):
 
 def _load_yaml(path: Path) -> Task:
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(read_text_file(path, "task file"))
     except yaml.YAMLError as e:
         first = str(e).strip().splitlines()[0]
         raise UserError(f"task file {path} is not valid YAML: {first}") from None
@@ -158,12 +160,17 @@ def load_records(task: str, split: str, fmt: str, limit: int | None = None) -> l
     path = t.prepared_dir() / f"{split}.{fmt}.jsonl"
     if not (t.prepared_dir() / MANIFEST).exists() or not path.exists():
         raise UserError(f"task {task} is not prepared: run tunebench data prepare {task}")
+    check_file(path, f"prepared data of task {task}", DATA_MAX, kind="JSON Lines")
     out = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if limit is not None and len(out) >= limit:
-                break
-            out.append(json.loads(line))
+    try:
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                if limit is not None and len(out) >= limit:
+                    break
+                out.append(json.loads(line))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"prepared data {path} is damaged ({str(e).splitlines()[0]}); "
+                        f"rebuild it: tunebench data prepare {task} --force") from None
     return out
 
 
@@ -200,7 +207,7 @@ def manifest(name: str) -> dict | None:
     p = get_task(name).prepared_dir() / MANIFEST
     if not p.exists():
         return None
-    return json.loads(p.read_text())
+    return read_json_object(p, f"manifest of task {name} (rebuild: tunebench data prepare {name} --force)")
 
 
 def recipe_sha(t: Task) -> str:

@@ -105,6 +105,20 @@ def step_hooks(par, model) -> list:
     return [StepHook()]
 
 
+def settle_meter(meter) -> list:
+    """A trainer callback that lets the memory meter drop its saved-tensor hooks after a step
+    once it has sampled what it needs (bench/metrics.py ``Meter.settle``)."""
+    if meter is None:
+        return []
+    from transformers import TrainerCallback
+
+    class SettleMeter(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            meter.settle()
+
+    return [SettleMeter()]
+
+
 def failure(e: Exception) -> dict:
     """A crash as a result record's status and error (the stack stops after it)."""
     if isinstance(e, Cancelled):
@@ -198,6 +212,7 @@ class StackRun:
         # keep the stages ``out`` already finished and continue the next from its last checkpoint.
         self.save_steps, self.resume = save_steps, resume
         self.progress = Progress(events, quiet=quiet)
+        self.meter = None  # the running stage's memory meter
 
     def prepare_inputs(self) -> list[StagePlan]:
         """Load every stage's records up front, so a missing task fails before training starts."""
@@ -286,6 +301,8 @@ class StackRun:
         next_dir, made = None, {}
         try:
             with Meter() as meter:
+                self.meter = meter
+                self.progress.paused = lambda: meter.paused_s
                 self.load(s)
                 self.measure_before(s)
                 self.train(s, provided)
@@ -357,7 +374,8 @@ class StackRun:
                  and (v := SUPPLIERS[need](self, s, provided)) is not None}
         ctx = StageContext(model=s.model, tokenizer=s.tok, train=s.plan.train, eval=s.plan.eval, hp=hp,
                            config=s.ocfg, out_dir=s.dir, parameterization=s.par.name, extra=extra,
-                           callbacks=[self.progress.callback(), *step_hooks(s.par, s.model)],
+                           callbacks=[self.progress.callback(), *step_hooks(s.par, s.model),
+                                      *settle_meter(self.meter)],
                            save_steps=self.save_steps, resume=self.resume,
                            emit=lambda e: self.progress.step(e["step"], e.get("loss"), e.get("tokens", 0),
                                                              e.get("step_time_s")))

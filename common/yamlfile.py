@@ -1,7 +1,8 @@
 """Reading user YAML files (stacks, matrices, constitutions) and KEY=VALUE flags into validated values.
 
-Every failure — missing file, broken YAML, wrong shape, a bad field — is one UserError line
-naming the file and the field, never a traceback.
+Every failure — missing file, a FIFO, device, folder, binary or oversized file (``common.files``),
+broken YAML, wrong shape, a bad field — is one UserError line naming the file and the field,
+never a traceback or a hang.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from common.errors import UserError
+from common.files import read_text_file
 
 
 def first_error(e: ValidationError) -> str:
@@ -21,11 +23,9 @@ def first_error(e: ValidationError) -> str:
 
 
 def read_yaml(path: str | Path, what: str) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{what} {path} does not exist")
+    text = read_text_file(path, what)
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise UserError(f"{what} {path} is not valid YAML: {str(e).splitlines()[0]}") from None
 

@@ -5,7 +5,7 @@
 Documents are concatenated and cut into fixed-length blocks (TRL's "wrapped" packing), the
 classic pretraining layout, so no compute is spent on padding.
 """
-from methods._trl import dataset, run_trainer, trl_args
+from methods._trl import dataset, run_trainer, sft_trainer_class, trl_args
 from methods.card import MethodConfig, ObjectiveCard
 from methods.context import StageContext, StageResult
 from methods.registry import register
@@ -22,13 +22,13 @@ CARD = ObjectiveCard(
 
 
 def train(ctx: StageContext) -> StageResult:
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     args = trl_args(
         SFTConfig, ctx, dataset_text_field="text", packing=ctx.config.packing, packing_strategy="wrapped",
         completion_only_loss=False,
     )
-    trainer = SFTTrainer(
+    trainer = sft_trainer_class()(
         model=ctx.model, args=args, train_dataset=dataset([{"text": r["text"]} for r in ctx.train]),
         processing_class=ctx.tokenizer, callbacks=ctx.callbacks,
     )

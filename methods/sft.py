@@ -3,9 +3,10 @@
     tunebench train --stack sft:lora --model tiny-llama --task smoke --max-steps 3
 
 Records are chat-formatted (user prompt, assistant completion) and trained with TRL's
-SFTTrainer with ``completion_only_loss`` so the prompt tokens carry no loss.
+SFTTrainer with ``completion_only_loss`` so the prompt tokens carry no loss (its loss-only
+variant, methods/_trl.py ``sft_trainer_class``).
 """
-from methods._trl import as_chat, as_reply, dataset, run_trainer, trl_args
+from methods._trl import as_chat, as_reply, dataset, run_trainer, sft_trainer_class, trl_args
 from methods.card import MethodConfig, ObjectiveCard
 from methods.context import StageContext, StageResult
 from methods.registry import register
@@ -26,10 +27,10 @@ def chat_records(records: list[dict]) -> list[dict]:
 
 
 def train_sft(ctx: StageContext, records: list[dict]) -> StageResult:
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     args = trl_args(SFTConfig, ctx, completion_only_loss=getattr(ctx.config, "completion_only_loss", True), packing=False)
-    trainer = SFTTrainer(
+    trainer = sft_trainer_class()(
         model=ctx.model, args=args, train_dataset=dataset(chat_records(records)),
         processing_class=ctx.tokenizer, callbacks=ctx.callbacks,
     )

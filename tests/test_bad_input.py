@@ -4,10 +4,13 @@
 
 One table, one case per mistake a user makes: unknown names (with the closest one suggested),
 impossible combinations, negative or absurd numbers, malformed stack strings and YAML, wrong
-types, paths that do not exist or cannot be written. Each case runs in-process through
-``advisor.cli.main`` (these commands fail before loading a model); the few marked ``sub`` run
-the real entry point in a subprocess. Every case checks: exit 2, exactly one non-empty stderr
-line, no "Traceback", and the case's folder (its --db/--out targets) unchanged.
+types, paths that do not exist or cannot be written, and odd files where a file or model
+folder is read (binary, not UTF-8, oversized, a folder, a FIFO, /dev/zero). Each case runs
+in-process through ``advisor.cli.main`` (these commands fail before loading a model); the few
+marked ``sub`` run the real entry point in a subprocess, and those marked ``odd`` do too, under
+a short timeout that only guards against a hang (a FIFO opened for reading blocks, /dev/zero
+never ends). Every case checks: exit 2, exactly one non-empty stderr line, no "Traceback", and
+the case's folder (its --db/--out targets) unchanged.
 """
 import os
 import subprocess
@@ -50,7 +53,22 @@ FILES = {
     "constitution_broken.yaml": "principles: [\n",
     "tasks/smoke.yaml": "name: smoke\nkind: [\n",
     "db/.keep": "",
+    # odd files (bytes are written as they are; FIFO, FOLDER and BIG are made by make_files)
+    "binary.yaml": b"\x7fELF\x02\x01\x01\x00\x00\x00model: tiny-llama\n\xff\xfe\x00\x01",
+    "latin1.yaml": "model: tiny-llama\ntask: smoke\n# caf\u00e9\nstages: [{objective: sft, method: lora}]\n"
+                   .encode("latin-1"),
+    "fifo.yaml": "FIFO",
+    "folder.yaml": "FOLDER",
+    "big.yaml": "BIG",
+    "fifomodel/config.json": "FIFO",
+    "pipemodel/config.json": '{"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, '
+                             '"num_attention_heads": 4}\n',
+    "pipemodel/model.safetensors": "FIFO",
+    "jsonmodel/config.json": '{"model_type": "llama", "hidden_size": 64,\n',
+    "tasks-binary/smoke.yaml": b"\x00\x01\x02name: smoke\n",
 }
+BIG = 11 * 1024 * 1024  # sparse: over the 10 MiB limit for YAML/JSON configs without writing 11 MiB
+ODD_TIMEOUT = 20  # seconds; each odd-file case answers in well under one, this only catches a hang
 
 # (id, argv, words the error line must contain)
 CASES = [
@@ -166,6 +184,11 @@ CASES = [
     ("db-show-bad-format", ["db", "show", "--db", f"{T}/db", "--format", "xml"], ["xml"]),
     ("db-show-db-is-file", ["db", "show", "--db", f"{T}/plain.txt"], ["not a folder"]),
     ("db-sql-bad-query", ["db", "sql", "--db", f"{T}/db", "SELEC * FROM runs"], ["SQL error"]),
+    ("db-sql-write", ["db", "sql", "--db", f"{T}/db", "DROP TABLE runs"], ["read-only", "'DROP'"]),
+    ("db-sql-two-statements", ["db", "sql", "--db", f"{T}/db", "SELECT 1; DELETE FROM runs"], ["read-only", "DELETE"]),
+    ("db-show-bad-where", ["db", "show", "--db", f"{T}/db", "--where", "nope = 1"], ["--where", "nope"]),
+    ("db-show-db-is-device", ["db", "show", "--db", "/dev/zero"], ["/dev/zero", "not a folder"]),
+    ("bench-db-scale-zero-records", ["bench", "db-scale", "--records", "0"], ["--records"]),
     ("db-export-bad-extension", ["db", "export", "--db", f"{T}/db", "--out", f"{T}/x.txt"], [".parquet"]),
     ("db-export-exists", ["db", "export", "--db", f"{T}/db", "--out", f"{T}/plain.txt"], ["extension"]),
     ("db-export-exists-no-force", ["@export", "db", "export", "--db", f"{T}/db", "--out", f"{T}/old.csv"], ["--force"]),
@@ -212,6 +235,48 @@ CASES = [
     ("sub-tui-db-is-file", ["@sub", "tui", "--db", f"{T}/plain.txt"], ["not a folder"]),
     ("sub-launcher-bad-count", ["@sub", *LORA, "--launcher", "accelerate", "--num-processes", "-2"],
      ["--num-processes"]),
+    # odd files: refused from a stat before they are opened, in a subprocess with a hang guard
+    ("odd-stack-binary", ["@odd", "train", f"{T}/binary.yaml", "--db", f"{T}/db", "--out", f"{T}/out"],
+     ["stack file", "binary.yaml", "binary", "accepted: a UTF-8 YAML"]),
+    ("odd-stack-not-utf8", ["@odd", "train", f"{T}/latin1.yaml", "--db", f"{T}/db", "--out", f"{T}/out"],
+     ["latin1.yaml", "not UTF-8", "accepted: a UTF-8 YAML"]),
+    ("odd-stack-dev-zero", ["@odd", "train", "/dev/zero", "--db", f"{T}/db", "--out", f"{T}/out"],
+     ["/dev/zero", "character device", "accepted"]),
+    ("odd-stack-fifo", ["@odd", "train", f"{T}/fifo.yaml", "--db", f"{T}/db", "--out", f"{T}/out"],
+     ["fifo.yaml", "FIFO", "accepted"]),
+    ("odd-stack-folder", ["@odd", "train", f"{T}/folder.yaml", "--db", f"{T}/db", "--out", f"{T}/out"],
+     ["folder.yaml", "a folder, not a file"]),
+    ("odd-stack-oversized", ["@odd", "train", f"{T}/big.yaml", "--db", f"{T}/db", "--out", f"{T}/out"],
+     ["big.yaml", "11 MiB", "at most 10 MiB"]),
+    ("odd-estimate-model-dev-zero", ["@odd", "estimate", "--model", "/dev/zero"],
+     ["model config /dev/zero", "character device", "JSON"]),
+    ("odd-estimate-model-fifo-config", ["@odd", "estimate", "--model", f"{T}/fifomodel"],
+     ["fifomodel/config.json", "FIFO"]),
+    ("odd-estimate-model-broken-json", ["@odd", "estimate", "--model", f"{T}/jsonmodel"],
+     ["jsonmodel/config.json", "not valid JSON"]),
+    ("odd-advise-model-dev-zero", ["@odd", "advise", "--gpu", "rtx-4090", "--goal", "chat", "--model", "/dev/zero"],
+     ["/dev/zero", "character device"]),
+    ("odd-train-model-dev-zero", ["@odd", *train("--stack", "sft:lora", model="/dev/zero")],
+     ["/dev/zero", "not a folder", "tiny-llama"]),
+    ("odd-train-model-fifo-config", ["@odd", *train("--stack", "sft:lora", model=f"{T}/fifomodel")],
+     ["fifomodel/config.json", "FIFO"]),
+    ("odd-train-model-fifo-weights", ["@odd", *train("--stack", "sft:lora", model=f"{T}/pipemodel")],
+     ["pipemodel", "model.safetensors", "FIFO"]),
+    ("odd-methods-model-fifo-config", ["@odd", "methods", "--model", f"{T}/fifomodel"],
+     ["fifomodel/config.json", "FIFO"]),
+    ("odd-eval-model-dev-zero", ["@odd", "eval", "--model", "/dev/zero", "--task", "smoke"],
+     ["/dev/zero", "not a folder"]),
+    ("odd-matrix-binary", ["@odd", "bench", "run", "--matrix", f"{T}/binary.yaml", "--db", f"{T}/db"],
+     ["matrix", "binary.yaml", "binary"]),
+    ("odd-matrix-fifo", ["@odd", "bench", "run", "--matrix", f"{T}/fifo.yaml", "--db", f"{T}/db"],
+     ["matrix", "fifo.yaml", "FIFO"]),
+    ("odd-matrix-dev-zero", ["@odd", "bench", "run", "--matrix", "/dev/zero", "--db", f"{T}/db"],
+     ["matrix /dev/zero", "character device"]),
+    ("odd-constitution-binary", ["@odd", *TRAIN, "--stack", "rlaif:lora", "--cfg", f"constitution={T}/binary.yaml"],
+     ["constitution", "binary.yaml", "binary"]),
+    ("odd-constitution-fifo", ["@odd", *TRAIN, "--stack", "rlaif:lora", "--cfg", f"constitution={T}/fifo.yaml"],
+     ["constitution", "fifo.yaml", "FIFO"]),
+    ("odd-task-yaml-binary", ["@odd", "@tasks-binary", *LORA], ["task file", "smoke.yaml", "binary"]),
 ]
 
 
@@ -223,7 +288,17 @@ def make_files(tmp: Path, flags: set[str]) -> None:
     for rel, text in FILES.items():
         path = tmp / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        if text == "FIFO":
+            os.mkfifo(path)
+        elif text == "FOLDER":
+            path.mkdir()
+        elif text == "BIG":
+            with open(path, "wb") as fh:
+                fh.truncate(BIG)
+        elif isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text)
     if flags & {"@report", "@export"}:
         from bench.results import write_record
 
@@ -237,11 +312,15 @@ def make_files(tmp: Path, flags: set[str]) -> None:
 
 
 def run_case(argv: list[str], tmp: Path, flags: set[str], capsys, monkeypatch) -> tuple[int, str]:
-    env = {"TUNEBENCH_TASKS_DIR": str(tmp / "tasks")} if "@tasks" in flags else {}
-    if "@sub" in flags:
+    env = {"TUNEBENCH_TASKS_DIR": str(tmp / f[1:]) for f in flags if f.startswith("@tasks")}
+    if flags & {"@sub", "@odd"}:
         full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1", **env}
-        proc = subprocess.run([sys.executable, "-m", "advisor.cli", *argv], cwd=ROOT, env=full_env,
-                              capture_output=True, text=True, timeout=120)
+        timeout = ODD_TIMEOUT if "@odd" in flags else 120
+        try:
+            proc = subprocess.run([sys.executable, "-m", "advisor.cli", *argv], cwd=ROOT, env=full_env,
+                                  stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"hung: no answer within {timeout} s (a FIFO opened, or a device read forever?)")
         return proc.returncode, proc.stderr
     for k, v in env.items():
         monkeypatch.setenv(k, v)

@@ -4,7 +4,8 @@ and crash safety.
     tunebench bench run --matrix smoke --db /tmp/tb-db
     tunebench bench tune --method lora --objective sft --task smoke --model tiny-llama --trials 6
     tunebench bench overhead --model tiny-llama --steps 20
-    tunebench bench stress --kills 6 --writers 8 --records 100
+    tunebench bench stress --kills 40 --writers 8 --records 100
+    tunebench bench db-scale --records 100000
 """
 from __future__ import annotations
 
@@ -85,8 +86,9 @@ def register(sub):
                                   "lost, corrupt and partial (exit 1 if any)",
                      "  tunebench bench stress\n  tunebench bench stress --kills 10 --writers 8 --records 100 --json\n"
                      "  tunebench bench stress --kills 0 --writers 16 --records 500 --db /tmp/stress")
-    st.add_argument("--kills", type=int, default=6, help="kill trials: half SIGKILL a real tiny-llama training "
-                                                         "run, half a process mid-write (default 6)")
+    st.add_argument("--kills", type=int, default=None, help="kill trials: half SIGKILL a real tiny-llama training "
+                                                            "run (forked, as bench run does), half a process "
+                                                            "mid-write (default 40: 20 runs, 20 writers)")
     st.add_argument("--writers", type=int, default=8, help="concurrent writer processes (default 8)")
     st.add_argument("--records", type=int, default=100, help="records per writer (default 100)")
     st.add_argument("--db", type=Path, help="empty or new folder for the stress databases (default: a temp folder, "
@@ -94,6 +96,16 @@ def register(sub):
     st.add_argument("--seed", type=int, help="seed for the kill moments (default: random)")
     st.add_argument("--json", action="store_true", help="print the figures as JSON")
     st.set_defaults(func=stress)
+
+    ds = add_command(s, "db-scale", "time the results database at scale: write N synthetic records (one file each) "
+                                    "to a temp folder, then time the first scan and db show, db sql and the "
+                                    "advisor's evidence lookup (median of 5); the folder is deleted afterwards",
+                     "  tunebench bench db-scale\n  tunebench bench db-scale --records 2000 --json\n"
+                     "  tunebench bench db-scale --records 100000 --dir /scratch")
+    ds.add_argument("--records", type=int, default=100_000, help="synthetic records to write (default 100000)")
+    ds.add_argument("--dir", type=Path, help="folder to create the temporary DB in (default: the system temp folder)")
+    ds.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ds.set_defaults(func=db_scale)
 
 
 def _db(args) -> Path:
@@ -220,8 +232,10 @@ def stress(args):
     import shutil
     import tempfile
 
-    from bench.stress import failed, stress as run_stress
+    from bench.stress import DEFAULT_KILLS, failed, stress as run_stress
 
+    if args.kills is None:
+        args.kills = DEFAULT_KILLS
     for flag, value, lo in (("--kills", args.kills, 0), ("--writers", args.writers, 1), ("--records", args.records, 1)):
         if value < lo:
             raise UserError(f"{flag} must be >= {lo}, got {value}")
@@ -252,7 +266,8 @@ def stress(args):
                   str(w["lost"]), str(w["corrupt"]), str(w["partial"]))
         Console().print(t)
         phases = ", ".join(sorted({d["phase"].split(" (step")[0] for d in k["detail"] if d["kind"] == "train"}))
-        print(f"train runs killed in: {phases or '-'}; writers wrote {w['records_per_s']:.0f} records/s")
+        print(f"train runs killed in: {phases or '-'}; writers wrote {w['records_per_s']:.0f} records/s; "
+              f"{figures['wall_s']:.0f} s in all")
     return 1 if failed(figures) else 0
 
 
@@ -271,4 +286,46 @@ def overhead(args):
         print(f"minimal  {res['minimal_tokens_per_s']:10.0f} tok/s   ({res['minimal_wall_s']:.1f} s wall)")
         print(f"ratio harness/minimal: {res['ratio']:.3f}   ({args.model} {args.method}, {args.steps} steps, "
               f"batch {args.batch_size}, max length {args.max_length})")
+    return 0
+
+
+def _db_scale_queries(db: Path) -> dict:
+    """The reads a user waits on, as the commands run them (output swallowed)."""
+    import contextlib
+    import io
+
+    from advisor.catalogs import gpu
+    from advisor.cli import main
+    from advisor.ranking import Profile, _evidence
+    from bench.dbscale import SHOW_WHERE, SQL_QUERY
+
+    def command(argv):
+        def run():
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                rc = main(argv)
+            if rc != 0:
+                raise RuntimeError(f"tunebench {' '.join(argv[:2])} exited {rc}")
+        return run
+
+    profile = Profile(goal="reasoning", gpu=gpu("l4"), db=db)
+    return {"db show --where (method, task, seed, status)": command(["db", "show", "--db", str(db), "--where", SHOW_WHERE]),
+            "db sql (GROUP BY method, objective)": command(["db", "sql", "--db", str(db), SQL_QUERY]),
+            "advise's evidence lookup (goal reasoning)": lambda: _evidence(profile)}
+
+
+def db_scale(args):
+    from bench.dbscale import measure, table
+
+    if not 1 <= args.records <= 1_000_000:
+        raise UserError(f"--records must be between 1 and 1000000, got {args.records}")
+    if args.dir is not None and not args.dir.is_dir():
+        raise UserError(f"--dir {args.dir} is not an existing folder")
+    fig = measure(args.records, _db_scale_queries, parent=args.dir,
+                  log=(lambda *_: None) if args.json else print)
+    if args.json:
+        print(json.dumps(fig, indent=2))
+    else:
+        print(table(fig))
+        print(f"target: each query <= {fig['target_ms']:.0f} ms after the first scan: "
+              f"{'met' if fig['met'] else 'NOT met'}")
     return 0

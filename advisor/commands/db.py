@@ -1,15 +1,19 @@
 """``tunebench db show|sql|export|merge``: read, query, export and merge the results database.
 
     tunebench db show --format json
+    tunebench db show --where "method = 'lora' AND status = 'ok'" --limit 20
     tunebench db sql "SELECT method, median(tokens_per_s) AS tps FROM runs GROUP BY method ORDER BY tps DESC"
     tunebench db export --out results.csv
     tunebench db merge machine-a/db machine-b/db --db merged-db
 
-Damaged files are reported one line each on stderr and skipped; the rest still reads.
+Damaged files are reported one line each on stderr and skipped; the rest still reads. ``db sql``
+and ``db show --where`` run read-only queries only (SELECT or WITH ... SELECT, one statement).
+Large databases keep an index in ``<db>/_index`` (a cache; see ``bench.results``).
 """
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -28,18 +32,20 @@ def register(sub):
 
     sh = add_command(s, "show", "print the records",
                      "  tunebench db show\n  tunebench db show --format json --columns run_id,method,status\n"
-                     "  tunebench db show --db /tmp/tb-db --format csv --all-columns")
+                     "  tunebench db show --db /tmp/tb-db --format csv --all-columns\n"
+                     "  tunebench db show --where \"task = 'gsm-symbolic' AND status = 'ok'\" --limit 10")
     sh.add_argument("--format", choices=["table", "json", "csv"], default="table")
     sh.add_argument("--columns", help="comma-separated columns (default: a summary set; see --all-columns)")
     sh.add_argument("--all-columns", action="store_true", help="every schema column")
     sh.add_argument("--limit", type=int, help="at most N rows (newest first)")
+    sh.add_argument("--where", help="SQL condition over the columns, e.g. \"method = 'lora' AND seed = 0\"")
     _db_arg(sh)
     sh.set_defaults(func=show)
 
-    q = add_command(s, "sql", "run a polars SQL query; the table is called runs",
+    q = add_command(s, "sql", "run a read-only polars SQL query (SELECT or WITH ... SELECT); the table is called runs",
                     "  tunebench db sql \"SELECT method, median(tokens_per_s) FROM runs GROUP BY method\"\n"
                     "  tunebench db sql \"SELECT status, count(*) AS n FROM runs GROUP BY status\" --format json")
-    q.add_argument("query", help="SQL over the table runs")
+    q.add_argument("query", help="one SELECT (or WITH ... SELECT) over the table runs")
     q.add_argument("--format", choices=["table", "json", "csv"], default="table")
     _db_arg(q)
     q.set_defaults(func=sql)
@@ -80,6 +86,76 @@ def _read(db: Path):
     return read_runs(db)
 
 
+# Statements that change or reach outside the data; any of them anywhere (outside string literals,
+# quoted names and comments) refuses the query, as do several statements.
+_WRITES = {"insert", "update", "delete", "create", "drop", "alter", "copy", "attach", "detach", "truncate",
+           "merge", "grant", "revoke", "pragma", "vacuum", "install", "load", "export", "import", "set", "call"}
+# Other words a statement can start with; a first word that is no SQL keyword at all (a typo such
+# as SELEC) goes on to the SQL engine, which names the syntax error.
+_STATEMENTS = _WRITES | {"replace", "upsert", "show", "explain", "describe", "desc", "use", "begin", "commit",
+                         "rollback", "declare", "prepare", "execute", "analyze", "reset", "comment", "lock",
+                         "unload", "refresh", "start", "savepoint", "release", "deallocate", "cache", "uncache",
+                         "kill", "flush", "discard", "listen", "notify", "unlisten", "checkpoint", "cluster",
+                         "reindex", "optimize", "msck", "table", "values", "from"}
+
+
+def _code(query: str) -> str:
+    """The query with string literals, quoted names and comments blanked out."""
+    out, i, n = [], 0, len(query)
+    while i < n:
+        c = query[i]
+        if c in "'\"":
+            j = i + 1
+            while j < n and not (query[j] == c and (j + 1 >= n or query[j + 1] != c)):
+                j += 2 if query[j] == c else 1  # a doubled quote is an escaped one
+            i = j + 1
+            out.append(" ")
+        elif query.startswith("--", i):
+            j = query.find("\n", i)
+            i = n if j < 0 else j
+            out.append(" ")
+        elif query.startswith("/*", i):
+            j = query.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+            out.append(" ")
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def read_only_check(query: str) -> None:
+    """Raise UserError unless ``query`` is one read-only statement (SELECT, or WITH ... SELECT)."""
+    code = _code(query)
+    words = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", code)
+    first = words[0] if words else query.strip().split(maxsplit=1)[0] if query.strip() else ""
+    bad = None
+    if first.lower() not in ("select", "with") and (
+            first.lower() in _STATEMENTS or not words or not code.lstrip().startswith(first)):
+        bad = first
+    else:
+        bad = next((w for w in words if w.lower() in _WRITES), None)
+        statements = [part for part in code.split(";") if part.strip()]
+        if bad is None and len(statements) > 1:
+            bad = f"{(re.findall(r'[A-Za-z_]+', statements[1]) or [';'])[0]}' after ';"
+    if bad is not None:
+        raise UserError(f"db sql runs read-only queries (SELECT ...); got '{bad[:40]}'")
+
+
+def _where(df, where: str):
+    import polars as pl
+
+    query = f"SELECT * FROM runs WHERE {where}"
+    try:
+        read_only_check(query)
+    except UserError:
+        raise UserError(f"--where takes one read-only condition (e.g. \"method = 'lora'\"); got {where[:60]!r}") from None
+    try:
+        return pl.SQLContext(runs=df).execute(query, eager=True)
+    except Exception as e:
+        raise UserError(f"--where {where[:60]!r}: {str(e).splitlines()[0]} (columns as in db show --all-columns)") from None
+
+
 def _print(df, fmt: str) -> None:
     import polars as pl
 
@@ -111,6 +187,8 @@ def show(args):
         cols = list(SCHEMA) if args.all_columns or args.format == "json" else DEFAULT_COLUMNS
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be >= 1, got {args.limit}")
+    if args.where:
+        df = _where(df, args.where)
     df = df.sort("created_at", descending=True, nulls_last=True)
     if args.limit:
         df = df.head(args.limit)
@@ -124,6 +202,7 @@ def show(args):
 def sql(args):
     import polars as pl
 
+    read_only_check(args.query)
     df = _read(_db(args))
     try:
         out = pl.SQLContext(runs=df).execute(args.query, eager=True)

@@ -34,7 +34,10 @@ def run(args):
     from bench.evaluate import evaluate
     from bench.taskdata import get_task
 
+    from bench.models import check_model
+
     get_task(args.task)  # an unknown task fails before a model is loaded
+    check_model(args.model)  # so does a bad --model (a device, a FIFO in its folder)
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     res = evaluate(args.model, args.task, adapter_dir=args.adapter, limit=args.limit, batch_size=args.batch_size)

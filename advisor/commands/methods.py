@@ -69,15 +69,17 @@ def measure(model_name: str, names: list[str]) -> dict[str, dict]:
     """Apply each parameterization to a fresh copy of the model and count what trains."""
     import time
 
+    from bench.models import model_path
+
+    path = model_path(model_name)  # a bad --model is refused before torch is imported
+
     import torch
     from transformers import AutoModelForCausalLM
 
-    from bench.models import model_path
     from methods import parameterization
     from methods._common import trainable_counts
     from common.errors import UserError
 
-    path = model_path(model_name)
     base_total = trainable_counts(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32))[1]
     out = {}
     for name in names:

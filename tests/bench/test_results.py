@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -202,3 +203,174 @@ def test_db_merge_command(db, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "merged 4 new" in out and "4 already present" in out
     assert main(["db", "merge", str(tmp_path / "missing"), "--db", str(target)]) == 2
+
+
+# -- the index (<db>/_index): a cache of the record files, never the source of truth -------------
+from bench import results as store  # noqa: E402
+
+
+def _index_segments(db):
+    return sorted((db / store.INDEX_DIR).glob("*.parquet"))
+
+
+def _fill(db, n, start=0):
+    store.write_records(db, [full_record(i) for i in range(start, start + n)], durable=False)
+
+
+def test_write_records_writes_one_immutable_file_each(tmp_path):
+    assert store.write_records(tmp_path, [full_record(i) for i in range(3)]) == 3
+    assert [p.name for p in record_files(tmp_path)] == ["run-0.parquet", "run-1.parquet", "run-2.parquet"]
+    with pytest.raises(FileExistsError):
+        store.write_records(tmp_path, [full_record(1)])
+    assert read_runs(tmp_path).equals(read_runs(tmp_path, index=False))
+
+
+def test_index_is_built_used_and_follows_new_and_deleted_files(tmp_path):
+    _fill(tmp_path, 40)
+    full = read_runs(tmp_path, index=False)
+    assert not (tmp_path / store.INDEX_DIR).exists()  # a plain read touches nothing
+    first = read_runs(tmp_path, index=True)
+    assert first.equals(full) and first.schema == pl.Schema(SCHEMA)
+    assert len(_index_segments(tmp_path)) == 1
+    # the index answers: a record file altered in place after indexing is not re-read ...
+    (tmp_path / "run-3.parquet").write_bytes(b"damaged after indexing")
+    assert read_runs(tmp_path, index=True, on_damaged=lambda p, m: pytest.fail("read a file")).equals(full)
+    (tmp_path / "run-3.parquet").unlink()
+    # ... while a new file appears in the next read (and is appended as a segment) and a deleted one goes
+    write_record(tmp_path, full_record(99))
+    (tmp_path / "run-5.parquet").unlink()
+    after = read_runs(tmp_path, index=True)
+    assert "run-99" in after["run_id"].to_list() and not {"run-3", "run-5"} & set(after["run_id"])
+    assert len(_index_segments(tmp_path)) == 2
+    assert after.equals(read_runs(tmp_path, index=False))
+    # deleting the index changes nothing but speed
+    shutil.rmtree(tmp_path / store.INDEX_DIR)
+    assert read_runs(tmp_path, index=True).equals(after)
+    # record files stay the only source for merge and export: the index is not a record
+    assert len(record_files(tmp_path)) == 39 and merge([tmp_path], tmp_path / "copy") == (39, 0)
+
+
+def test_index_is_automatic_from_index_min_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "INDEX_MIN_FILES", 10)
+    _fill(tmp_path, 9)
+    read_runs(tmp_path)
+    assert not _index_segments(tmp_path)
+    _fill(tmp_path, 1, start=9)
+    assert len(read_runs(tmp_path)) == 10 and _index_segments(tmp_path)
+
+
+def test_damaged_record_is_reported_with_the_index_present(tmp_path):
+    _fill(tmp_path, 20)
+    (tmp_path / "garbage.parquet").write_bytes(b"\x00not parquet" * 10)
+    for _ in range(2):  # builds the index, then uses it: the damaged file is reported both times
+        damaged = []
+        df = read_runs(tmp_path, index=True, on_damaged=lambda p, m: damaged.append(p.name))
+        assert damaged == ["garbage.parquet"] and len(df) == 20
+    good = record_files(tmp_path)[0].read_bytes()
+    (tmp_path / "truncated.parquet").write_bytes(good[: len(good) // 2])  # new after the index
+    damaged = []
+    assert len(read_runs(tmp_path, index=True, on_damaged=lambda p, m: damaged.append(p.name))) == 20
+    assert sorted(damaged) == ["garbage.parquet", "truncated.parquet"]
+
+
+def test_damaged_segment_is_dropped_and_rebuilt(tmp_path):
+    _fill(tmp_path, 12)
+    want = read_runs(tmp_path, index=True)
+    seg = _index_segments(tmp_path)[0]
+    seg.write_bytes(b"torn")
+    assert read_runs(tmp_path, index=True, on_damaged=lambda p, m: pytest.fail(str(p))).equals(want)
+    assert not seg.exists() and len(_index_segments(tmp_path)) == 1
+
+
+def test_segments_are_compacted_into_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "INDEX_MAX_SEGMENTS", 3)
+    _fill(tmp_path, 5)
+    for i in range(5):
+        read_runs(tmp_path, index=True)
+        write_record(tmp_path, full_record(100 + i))
+    df = read_runs(tmp_path, index=True)
+    assert len(_index_segments(tmp_path)) <= 3 and len(df) == 10
+    assert store.compact_index(tmp_path) == 10 and len(_index_segments(tmp_path)) == 1
+    assert read_runs(tmp_path, index=True).equals(read_runs(tmp_path, index=False))
+
+
+COMPACTOR = """
+import sys
+from bench import results
+results.INDEX_MAX_SEGMENTS = 1
+for _ in range(int(sys.argv[2])):
+    results.compact_index(sys.argv[1])
+    assert len(results.read_runs(sys.argv[1], index=True)) == int(sys.argv[3])
+"""
+
+
+def test_concurrent_compactions_leave_a_valid_index(tmp_path):
+    _fill(tmp_path, 60)
+    for i in range(4):  # several segments to merge
+        read_runs(tmp_path, index=True)
+        _fill(tmp_path, 5, start=100 + 10 * i)
+    want = read_runs(tmp_path, index=False)
+    procs = [subprocess.Popen([sys.executable, "-c", COMPACTOR, str(tmp_path), "6", str(len(want))],
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    for seg in _index_segments(tmp_path):  # every segment left is whole and typed
+        frame = pl.read_parquet(seg)
+        assert frame.schema == pl.Schema({**SCHEMA, store.FILE_COL: pl.String()})
+    assert read_runs(tmp_path, index=True).equals(want)
+    assert not [p for p in (tmp_path / store.INDEX_DIR).iterdir() if p.name.startswith(".")]
+
+
+def test_odd_files_named_parquet_are_reported_never_opened(tmp_path):
+    write_record(tmp_path, full_record(0))
+    os.mkfifo(tmp_path / "pipe.parquet")  # opening a FIFO would block forever
+    (tmp_path / "dir.parquet").mkdir()
+    (tmp_path / "notes.txt").write_text("junk that is no record")
+    damaged = []
+    t = time.time()
+    df = read_runs(tmp_path, on_damaged=lambda p, m: damaged.append(p.name))
+    assert time.time() - t < 5 and len(df) == 1 and damaged == ["dir.parquet", "pipe.parquet"]
+    assert merge([tmp_path], tmp_path / "m", on_damaged=lambda p, m: None) == (1, 0)
+
+
+def test_db_sql_is_read_only_even_on_an_empty_db(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for query, word in [("INSERT INTO runs VALUES (1)", "INSERT"), ("update runs SET seed = 1", "update"),
+                        ("DELETE FROM runs", "DELETE"), ("CREATE TABLE x AS SELECT 1", "CREATE"),
+                        ("DROP TABLE runs", "DROP"), ("ALTER TABLE runs ADD x INT", "ALTER"),
+                        ("COPY runs TO 'x.csv'", "COPY"), ("ATTACH 'x.db'", "ATTACH"),
+                        ("SELECT 1; DROP TABLE runs", "DROP"), ("WITH a AS (SELECT 1) INSERT INTO t SELECT * FROM a", "INSERT"),
+                        ("/* hi */ truncate runs", "truncate")]:
+        assert main(["db", "sql", "--db", str(empty), query]) == 2, query
+        err = capsys.readouterr().err
+        assert err == f"error: db sql runs read-only queries (SELECT ...); got '{word}'\n", (query, err)
+    assert main(["db", "sql", "--db", str(empty), "SELECT 1; SELECT 2"]) == 2
+    assert main(["db", "sql", "--db", str(empty), "--format", "json",
+                 "WITH x AS (SELECT count(*) AS n FROM runs) SELECT n, 'drop; it' AS s FROM x"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": 0, "s": "drop; it"}]
+
+
+def test_db_show_where(db, capsys):
+    assert main(["db", "show", "--db", str(db), "--format", "json", "--columns", "run_id",
+                 "--where", "method = 'lora' AND tokens_per_s > 150"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"run_id": "r1"}]
+    assert main(["db", "show", "--db", str(db), "--where", "nope = 1"]) == 2
+    assert main(["db", "show", "--db", str(db), "--where", "1=1; DROP TABLE runs"]) == 2
+    assert capsys.readouterr().err.count("\n") == 2
+
+
+@pytest.mark.parametrize("target", ["file", "/dev/zero", "fifo"])
+def test_db_commands_refuse_odd_db_paths_fast(tmp_path, capsys, target):
+    path = {"file": tmp_path / "plain.txt", "fifo": tmp_path / "pipe", "/dev/zero": "/dev/zero"}[target]
+    if target == "file":
+        path.write_text("x")
+    elif target == "fifo":
+        os.mkfifo(path)
+    for argv in (["db", "show"], ["db", "sql", "SELECT 1"], ["db", "export", "--out", str(tmp_path / "o.csv")],
+                 ["db", "merge", str(tmp_path / "none")]):
+        t = time.time()
+        assert main([*argv, "--db", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert time.time() - t < 1 and err.count("\n") == 1 and "Traceback" not in err, (argv, err)

@@ -118,15 +118,15 @@ def test_timeout_kill_leaves_no_partial_file_and_records_timeout(tmp_path, tiny_
 
 
 def test_crash_without_record_is_an_error_record(tmp_path, tiny_llama):
-    # A missing task makes the child exit 2 before it trains: the runner records why.
-    path = write_matrix(tmp_path / "m.yaml", [{"stack": "sft:lora", "task": "no-such-task"}])
+    # A missing model makes the child exit 2 before it trains: the runner records why.
+    path = write_matrix(tmp_path / "m.yaml", [{"stack": "sft:lora", "model": "no-such-model"}])
     db = tmp_path / "db"
     runner = Runner(db, tmp_path / "out", fork=False)
     try:
         o = runner.run_one(mx.expand(mx.load(str(path)))[0])
     finally:
         runner.close()
-    assert o.status == "error" and "no-such-task" in o.records[0]["error"].splitlines()[0]  # the reason leads
+    assert o.status == "error" and "no-such-model" in o.records[0]["error"].splitlines()[0]  # the reason leads
     assert len(record_files(db)) == 1
 
 
@@ -149,7 +149,7 @@ def test_unreadable_record_of_the_runs_own_is_reported_and_the_matrix_goes_on(tm
     from bench.runner import done_hashes
 
     monkeypatch.setattr(runner_mod, "attempt_id", lambda run: f"{run.config_hash[:16]}-fixed000")
-    path = write_matrix(tmp_path / "m.yaml", [{"grid": {"stack": ["sft:lora", "sft:full"]}, "task": "no-such-task"}])
+    path = write_matrix(tmp_path / "m.yaml", [{"grid": {"stack": ["sft:lora", "sft:full"]}, "model": "no-such-model"}])
     runs = mx.expand(mx.load(str(path)))
     db = tmp_path / "db"
     db.mkdir()
@@ -160,7 +160,7 @@ def test_unreadable_record_of_the_runs_own_is_reported_and_the_matrix_goes_on(tm
                           on_damaged=lambda p, m: reported.append(p))
     assert [o.status for o in outcomes] == ["error", "error"]
     assert reported == [damaged_file] and "damaged" in outcomes[0].error
-    assert "no-such-task" in outcomes[1].records[0]["error"].splitlines()[0]
+    assert "no-such-model" in outcomes[1].records[0]["error"].splitlines()[0]
     assert damaged_file.read_bytes() == b"not a parquet file"  # reported, never overwritten
     reported.clear()
     assert done_hashes(db, runs, on_damaged=lambda p, m: reported.append(p)) == set()

@@ -59,3 +59,35 @@ def test_out_not_overwritten_without_force(tmp_path, capsys, tiny_llama):
     code = main(["train", "--stack", "sft:lora", "--model", "tiny-llama", "--task", "smoke", "--out", str(out)])
     assert code == 2 and "--force" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_progress_times_a_step_from_its_begin_to_its_end_less_paused_time():
+    """A step's time is on_step_begin -> on_step_end (batch fetching and logging outside), less the
+    meter's paused seconds; it stays right when the loss is logged only every few steps."""
+    from types import SimpleNamespace
+
+    import bench.progress as progress
+
+    clock = {"t": 0.0}
+    p = progress.Progress(quiet=True)
+    p.start_stage("sft:lora", 0, 3, 4)
+    paused = {"s": 0.0}
+    p.paused = lambda: paused["s"]
+    cb = p.callback()
+    state = SimpleNamespace(global_step=0, num_input_tokens_seen=0)
+    real = progress.time.perf_counter
+    progress.time.perf_counter = lambda: clock["t"]
+    try:
+        cb.on_train_begin(None, state, None)
+        for step, (work, pause, gap) in enumerate([(0.5, 0.0, 1.0), (0.3, 0.1, 2.0), (0.2, 0.0, 0.0)], start=1):
+            clock["t"] += gap  # fetching the batch, logging: outside the window
+            cb.on_step_begin(None, state, None)
+            clock["t"] += work + pause
+            paused["s"] += pause
+            state.global_step, state.num_input_tokens_seen = step, state.num_input_tokens_seen + 10
+            cb.on_step_end(None, state, None)  # no on_log: the loss is logged every few steps
+        cb.on_train_end(None, state, None)
+    finally:
+        progress.time.perf_counter = real
+    assert [round(s, 6) for s, _ in p.steps] == [0.5, 0.3, 0.2]
+    assert [t for _, t in p.steps] == [10, 10, 10]

@@ -124,3 +124,34 @@ def test_tokens_seen_counts_each_real_token_once(name, tmp_path):
     seen = objective(name).train(ctx).tokens_seen
     # trainers join prompt and reply ids themselves, so a token or two per sequence may differ
     assert abs(seen - expected) <= 2 * 2 * len(records), (seen, expected)
+
+
+@pytest.mark.parametrize("path", ["own", "fused"])
+def test_lean_sft_loss_equals_trl_sft_loss(path, tmp_path):
+    """The loss-only SFT trainer (methods/_trl.py) keeps TRL's loss exactly, step after step, on
+    either of its paths (the model's own cross-entropy; the fused head with log_probs only), and
+    no longer logs TRL's per-step entropy / mean_token_accuracy / num_tokens."""
+    from trl import SFTConfig, SFTTrainer
+    from trl.trainer.utils import add_fused_lm_head
+
+    from bench.builders.smoke import build
+    from methods._trl import dataset, sft_trainer_class, trl_args
+    from methods.sft import chat_records
+
+    records = build("train", "prompt_completion")[:8]
+    curves = {}
+    for cls in ("trl", "lean"):
+        torch.manual_seed(0)
+        ctx = tiny_ctx("sft", "full", tmp_path / cls, records, steps=2, lr=1e-3)
+        args = trl_args(SFTConfig, ctx, completion_only_loss=True, packing=False)
+        trainer = (SFTTrainer if cls == "trl" else sft_trainer_class())(
+            model=ctx.model, args=args, train_dataset=dataset(chat_records(records)), processing_class=ctx.tokenizer)
+        if cls == "lean" and path == "fused":  # what runs where TRL's Triton kernels do
+            trainer._own_loss = False
+            add_fused_lm_head(ctx.model, outputs=("log_probs",))
+        trainer.train()
+        logs = [h for h in trainer.state.log_history if "loss" in h]
+        curves[cls] = [h["loss"] for h in logs]
+        if cls == "lean":
+            assert not {"entropy", "mean_token_accuracy", "num_tokens"} & set(logs[0])
+    assert curves["lean"] == pytest.approx(curves["trl"], rel=1e-6), curves
