@@ -267,9 +267,10 @@ class _Stage:
 
 def _resolve(req: Request, consts: dict | None) -> _Stage:
     """Check the request against the cards and fix dtypes, trained parameters and tokens."""
+    from methods import check_combination  # the registry's own check (cards only, no torch)
+
     par, obj = cards_for(req.method, req.objective)
-    if par.name in obj.incompatible:
-        raise UserError(f"{obj.name} cannot train with {par.name}: {obj.incompatible[par.name]}")
+    check_combination(obj.name, par.name)
     _check_numbers(req)
     check_requirements(par, req.shape)
     notes: list[str] = []
