@@ -17,7 +17,8 @@ import statistics
 from pathlib import Path
 
 from advisor.catalogs import Gpu, Shape, generic_shape, gpus, models, shape_from_config
-from advisor.estimator import CALIBRATION, Request, cards_for, constants, estimate, train_flops_per_token
+from advisor.estimator import CALIBRATION, Request, cards_for, constants, estimate, trainable_params
+from advisor.timing import train_flops_per_token
 from common.errors import UserError
 
 
@@ -130,7 +131,7 @@ def fit(rows, base: dict) -> dict:
             continue
         par, obj = cards_for(req.method, req.objective)
         peak = (req.gpu.bf16_tflops if req.precision != "fp32" else req.gpu.fp32_tflops) * 1e12 * req.num_gpus
-        mfus.append(row["tokens_per_s"] * train_flops_per_token(req, par, obj) / obj.memory.sequences / peak)
+        mfus.append(row["tokens_per_s"] * train_flops_per_token(req, par, obj, trainable_params(req, par)) / obj.memory.sequences / peak)
     if mfus:
         fitted["mfu"] = round(statistics.median(mfus), 4)
     return fitted

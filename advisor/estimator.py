@@ -27,6 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from advisor import timing
 from advisor.catalogs import Gpu, Shape
 from common.errors import UserError, unknown
 
@@ -401,7 +402,8 @@ def estimate(req: Request, consts: dict | None = None) -> Estimate:
     peak = reserved + ctx
     hours = cost = None
     if req.tokens:
-        hours = _hours(req, st.par, st.obj, st.precision, st.c, st.cfg)
+        hours = timing.hours(req, st.par, st.obj, st.precision, st.c, st.n_train,
+                             _weights_bytes(req.shape, st.par.memory.base, DTYPE_BYTES[st.precision]))
         price = req.usd_per_hour if req.usd_per_hour is not None else (req.gpu.usd_per_hour if req.gpu else None)
         cost = None if price is None or hours is None else hours * price * req.num_gpus
         if req.gpu is None:
@@ -409,51 +411,6 @@ def estimate(req: Request, consts: dict | None = None) -> Estimate:
     return Estimate(peak_bytes=peak, breakdown=breakdown, reserved_bytes=reserved,
                     fits=None if req.gpu is None else peak <= req.gpu.memory_gib * GIB, hours=hours, cost_usd=cost,
                     trainable_params=st.n_train, total_params=st.s.params(), notes=st.notes)
-
-
-def train_flops_per_token(req: Request, par: ParamCard | None = None, obj: ObjectiveCard | None = None,
-                          cfg: BaseModel | None = None) -> float:
-    """Training FLOPs per training token: forward 2N, backward 2N for input grads + 2N for trained base weights."""
-    if par is None or obj is None:
-        par, obj = cards_for(req.method, req.objective)
-    s = req.shape
-    active = s.params() - s.embedding_params() if not s.tied else s.params()
-    if s.experts > 1:
-        dense = s.params() - s.linear_params() + s.linear_params() * (s.experts_per_token / s.experts)
-        active = dense
-    fwd = 2 * active + 2 * s.layers * req.seq_len * s.q_dim  # causal attention scores + weighted sum
-    # Weight gradients cost another forward for the base weights that train (all of them for
-    # full FT, the last layers + head for freeze); adapters' own weight gradients are negligible.
-    weight_grad = 0.0
-    if par.memory.trains_base_linears:
-        n_train = trainable_params(req, par, cfg)
-        weight_grad = fwd * min(1.0, n_train / active)
-    total = fwd * (2 + (1 if req.grad_ckpt else 0)) + weight_grad
-    if "reference" in obj.needs and not req.precompute_ref:
-        total += fwd
-    if "teacher" in obj.needs:
-        t = req.teacher or s
-        total += 2 * t.params()
-    if "value_model" in obj.needs:
-        total += 2 * fwd + fwd  # value fwd+bwd, reward fwd
-    return total * obj.memory.sequences
-
-
-def _hours(req: Request, par: ParamCard, obj: ObjectiveCard, precision: str, c: dict,
-           cfg: BaseModel | None = None) -> float | None:
-    gpu = req.gpu
-    if gpu is None:
-        return None
-    peak = (gpu.bf16_tflops if precision in ("bf16", "fp16") else gpu.fp32_tflops) * 1e12
-    mfu = c["mfu"] * {"nf4": 0.6, "int8": 0.4}.get(par.memory.base, 1.0)
-    flops = train_flops_per_token(req, par, obj, cfg) / obj.memory.sequences
-    seconds = req.tokens * flops / (peak * mfu * req.num_gpus)
-    if obj.memory.generates:
-        # Decoding is memory-bound: each step reads the weights once for the whole batch.
-        w = _weights_bytes(req.shape, par.memory.base, DTYPE_BYTES[precision])
-        steps = req.tokens / max(1, req.seq_len) / max(1, req.micro_batch) * req.gen_len
-        seconds += steps * w / (gpu.bandwidth_gbs * 1e9 * 0.6) / req.num_gpus
-    return seconds / 3600
 
 
 def fits_gpu(est: Estimate, gpu: Gpu, headroom: float = 0.95) -> bool:
