@@ -31,6 +31,7 @@ from pathlib import Path
 
 from bench.home import home
 from common.errors import UserError
+from common.files import read_json_object
 
 
 def _offline_env() -> None:
@@ -142,6 +143,7 @@ def _lm(model_dir, adapter_dir, batch_size: int, tokenizer=None):
     if adapter_dir:
         if not Path(adapter_dir, "adapter_config.json").exists():
             raise UserError(f"adapter folder {adapter_dir} has no adapter_config.json (not a PEFT adapter)")
+        read_json_object(Path(adapter_dir, "adapter_config.json"), "adapter config")  # refuses binary/odd files
         kwargs["peft"] = str(adapter_dir)
     return HFLM(**kwargs)
 

@@ -137,7 +137,8 @@ def compare(model: str, method: str, task: str, steps: int, batch_size: int, max
         harness_wall = time.perf_counter() - t0
         df = read_runs(db)
         if rc != 0 or df.is_empty() or df["tokens_per_s"][0] is None:
-            raise UserError(f"the harness run failed: {log_tail(h.log_path, 1) or f'exit {rc}'}")
+            reason = (log_tail(h.log_path, 1) or f"exit {rc}").removeprefix("error: ")
+            raise UserError(f"the harness run failed: {reason}")
         t0 = time.perf_counter()
         m = subprocess.run([sys.executable, "-m", "bench.overhead", "minimal", model, method, task, str(steps),
                             str(batch_size), str(max_length)], capture_output=True, text=True, env=env)

@@ -100,10 +100,15 @@ def baseline(model_dir: Path, kind: str, task: str, limit: int, compute):
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def read() -> dict:
-        try:
-            return json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+        # A cache is disposable: anything but a readable JSON object in a regular file counts as empty
+        # (and is replaced on the next write) rather than failing the run or hanging on a FIFO.
+        if not path.is_file() or path.stat().st_size > 64 * 2**20:
             return {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            return {}
+        return data if isinstance(data, dict) else {}
 
     hit = read().get(key)
     if hit is not None:

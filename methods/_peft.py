@@ -15,6 +15,7 @@ from typing import Callable
 from pydantic import BaseModel, Field
 
 from common.errors import UserError
+from common.files import read_json_object
 from common.shape import Shape
 from methods.card import MethodConfig, ParamCard
 from methods.registry import Parameterization, register
@@ -136,6 +137,7 @@ def peft_method(
 
         if not Path(in_dir, "adapter_config.json").exists():
             raise UserError(f"{in_dir} is not a saved {name} adapter (no adapter_config.json)")
+        read_json_object(Path(in_dir, "adapter_config.json"), "adapter config")  # refuses binary/odd files
         expected = build(cfg).peft_type
         saved = PeftConfig.from_pretrained(in_dir)
         if saved.peft_type != expected:

@@ -123,11 +123,13 @@ def cache_flops(trainer) -> None:
 
 
 def lean_loop(trainer):
-    """Two per-step costs of the HF loop that are pure bookkeeping on one process, each measured
+    """Three per-step costs of the HF loop that are pure bookkeeping on one process, each measured
     at ~0.15-0.3 ms a step on tiny-llama LoRA (against a ~4.4 ms step); returns an undo function.
 
     - ``training_step`` calls ``model.train()`` every step, which sets the flag on every module
       through ``Module.__setattr__``; when every module is already training it is skipped.
+    - ``model.zero_grad()`` after every step walks the module tree for all parameters, frozen ones
+      included; over a parameter list taken once it clears the same gradients.
     - ``_clip_grad_norm`` goes through accelerate, which lists ``model.parameters()`` (a walk of
       the module tree) per step; without a grad scaler, sharding or mixed device meshes it is
       torch's ``clip_grad_norm_`` over the parameters that have a gradient — the same norm and
@@ -145,12 +147,21 @@ def lean_loop(trainer):
         return plain_train(model, mode)
 
     model.train = train
+    all_params, plain_zero_grad = list(model.parameters()), type(model).zero_grad
+
+    def zero_grad(set_to_none: bool = True):
+        if not set_to_none:
+            return plain_zero_grad(model, set_to_none)
+        for p in all_params:
+            p.grad = None
+
+    model.zero_grad = zero_grad
     acc = trainer.accelerator
     if (acc.distributed_type in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU)
             and getattr(acc, "scaler", None) is None and hasattr(trainer, "_clip_grad_norm")):
         import torch
 
-        orig_clip, params = trainer._clip_grad_norm, list(model.parameters())
+        orig_clip, params = trainer._clip_grad_norm, all_params
 
         def clip_grad_norm(m):
             if m is not model and getattr(m, "module", None) is not model:
@@ -163,6 +174,7 @@ def lean_loop(trainer):
 
     def undo():
         model.__dict__.pop("train", None)
+        model.__dict__.pop("zero_grad", None)
         trainer.__dict__.pop("_clip_grad_norm", None)
 
     return undo

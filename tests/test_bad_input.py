@@ -66,6 +66,7 @@ FILES = {
     "pipemodel/model.safetensors": "FIFO",
     "jsonmodel/config.json": '{"model_type": "llama", "hidden_size": 64,\n',
     "tasks-binary/smoke.yaml": b"\x00\x01\x02name: smoke\n",
+    "binadapter/adapter_config.json": b"\xb2\x00\x17peft_type",
 }
 BIG = 11 * 1024 * 1024  # sparse: over the 10 MiB limit for YAML/JSON configs without writing 11 MiB
 ODD_TIMEOUT = 20  # seconds; each odd-file case answers in well under one, this only catches a hang
@@ -277,6 +278,10 @@ CASES = [
     ("odd-constitution-fifo", ["@odd", *TRAIN, "--stack", "rlaif:lora", "--cfg", f"constitution={T}/fifo.yaml"],
      ["constitution", "fifo.yaml", "FIFO"]),
     ("odd-task-yaml-binary", ["@odd", "@tasks-binary", *LORA], ["task file", "smoke.yaml", "binary"]),
+    ("odd-eval-adapter-binary", ["@odd", "eval", "--model", "tiny-llama", "--task", "smoke", "--adapter",
+                                 f"{T}/binadapter"], ["adapter config", "binary"]),
+    ("odd-overhead-model-fifo", ["@odd", "bench", "overhead", "--model", f"{T}/fifo.yaml", "--method", "lora",
+                                 "--task", "smoke", "--steps", "3"], ["fifo.yaml", "FIFO"]),
 ]
 
 

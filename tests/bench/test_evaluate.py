@@ -95,3 +95,23 @@ def test_harness_records_forgetting_for_soft_prompt_and_quantized_bases(tiny_lla
     assert rec["status"] == "ok", rec["error"]
     assert math.isfinite(rec["forgetting"])
     assert rec["forgetting"] == pytest.approx(rec["general_loss_after"] - rec["general_loss_before"])
+
+
+@pytest.mark.parametrize("content", ["FIFO", b"\x00\xb2binary", b"{\"half\": ", b"[1, 2]", b""])
+def test_damaged_baseline_cache_is_recomputed_not_fatal(tiny_llama, tmp_path, monkeypatch, content):
+    """The baseline cache is disposable: a damaged one is treated as empty, then rewritten."""
+    import os
+
+    from bench.quality import baseline
+
+    monkeypatch.setenv("TUNEBENCH_HOME", str(tmp_path))
+    cache = tmp_path / "cache" / "baselines.json"
+    cache.parent.mkdir(parents=True)
+    if content == "FIFO":
+        os.mkfifo(cache)
+    else:
+        cache.write_bytes(content)
+    calls = []
+    assert baseline(tiny_llama, "metric-x", "smoke", 4, lambda: calls.append(1) or 0.25) == 0.25
+    assert baseline(tiny_llama, "metric-x", "smoke", 4, lambda: calls.append(1) or 0.5) == 0.25  # now cached
+    assert calls == [1] and cache.is_file()
