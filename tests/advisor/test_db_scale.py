@@ -38,8 +38,8 @@ def test_db_scale_bad_input(tmp_path, capsys):
 
 
 def test_evidence_lookup_ranks_runs_on_the_closest_task(tmp_path, monkeypatch):
+    from advisor import evidence
     from advisor.catalogs import gpu
-    from advisor.ranking import Profile, _evidence
     from bench import results
 
     monkeypatch.setattr(results, "INDEX_MIN_FILES", 1)  # read through the index
@@ -47,12 +47,17 @@ def test_evidence_lookup_ranks_runs_on_the_closest_task(tmp_path, monkeypatch):
     for rid, obj, method, after in rows:
         results.write_record(tmp_path, {"run_id": rid, "status": "ok", "task": "GSM-symbolic", "objective": obj,
                                         "method": method, "metric_before": 0.0, "metric_after": after,
-                                        "wall_time_s": 10.0})
+                                        "wall_time_s": 10.0, "hardware": "NVIDIA L4"})
     results.write_record(tmp_path, {"run_id": "d", "status": "oom", "task": "gsm-symbolic", "objective": "sft",
-                                    "method": "dora", "metric_after": 9.0})
+                                    "method": "dora", "metric_after": 9.0, "hardware": "NVIDIA L4"})
     results.write_record(tmp_path, {"run_id": "e", "status": "ok", "task": "wiki-topics", "objective": "sft",
-                                    "method": "ia3", "metric_after": 9.0})
+                                    "method": "ia3", "metric_after": 9.0, "hardware": "NVIDIA L4"})
     for _ in range(2):  # builds the index, then reads it
-        ev = _evidence(Profile(goal="reasoning", gpu=gpu("l4"), db=tmp_path))
-        assert ev == {("sft", "lora"): (0.5, ["a", "b"]), ("sft", "full"): (0.5, ["c"])}
+        evidence._read.cache_clear()
+        frame = evidence._read(str(tmp_path), 0.0, False)
+        ev = evidence.lookup([(str(tmp_path), frame)], "reasoning", gpu("l4"))
+        assert set(ev) == {("sft", "lora"), ("sft", "full")}
+        assert ev[("sft", "lora")].rank == 0.5 and ev[("sft", "lora")].run_ids == ["a", "b"]
+        assert ev[("sft", "full")].rank == 0.5 and ev[("sft", "full")].tier == "same device"
+        assert ev[("sft", "lora")].delta.mean == 2.0 and ev[("sft", "lora")].delta.n == 2
     assert (tmp_path / results.INDEX_DIR).is_dir()
