@@ -260,12 +260,14 @@ class ChildRun:
         if len(present) >= n or any(r["status"] != "ok" for r in records):
             return records
         i = min(set(range(n)) - present)
+        from bench.userdata import task_label
+
         status, error = self.cause()
         stage = self.spec.stages[i]
         extra = {**self.extra, "exit": self.rc}
         rec = new_record(
             run_id=f"{self.run_id}-{i}", matrix=self.matrix, stack=self.spec.label, stage_index=i, stage=stage.label,
-            objective=stage.objective, method=stage.method, model=self.spec.model, task=stage.task or self.spec.task,
+            objective=stage.objective, method=stage.method, model=self.spec.model, task=task_label(self.spec, stage),
             seed=self.spec.seed, status=status, error=error[:4000], wall_time_s=self.elapsed(),
             hyperparams=self.hyperparams, extra=json.dumps(extra),
             output_dir=str(self.out) if self.out else None, **self.fingerprint,

@@ -4,6 +4,7 @@
     python -m bench.entry --stack "cpt:full,sft:lora" --model tiny-llama --task smoke --out /tmp/run --events /tmp/ev.jsonl
     python -m bench.entry --resume --out /tmp/run                 # after a kill: continue from the last checkpoint
     python -m bench.entry examples/stack.yaml --launcher accelerate --num-processes 2
+    python -m bench.entry --stack sft:lora --model tiny-llama --data mine.jsonl --eval-fraction 0.1
 
 This is what every child run executes (bench/child.py starts it, directly or forked from
 bench/zygote.py); ``tunebench train`` is the same arguments (``add_train_arguments``) and the
@@ -40,6 +41,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stack", help="e.g. sft:lora or cpt:full,sft:lora,dpo:lora")
     p.add_argument("--model", help="tiny-llama, tiny-llama-bias, smollm2-135m or an HF folder")
     p.add_argument("--task", help="a task name (tunebench data list)")
+    p.add_argument("--data", metavar="PATH", help="train on your own data instead of a task: .jsonl, .json, .csv, "
+                   ".tsv, .parquet or a datasets save_to_disk folder (check it first: tunebench data inspect PATH)")
+    p.add_argument("--format", dest="data_format", metavar="FORMAT",
+                   help="the --data format when the columns do not say it: messages, text, prompt_completion, "
+                        "preference, unpaired_preference, prompt_with_checker, mixture (default: detected)")
+    p.add_argument("--eval-fraction", type=float, metavar="F",
+                   help="share of --data rows held out for the eval loss, by a hash of each prompt (default 0.1; "
+                        "a datasets folder's test/validation split is used instead when it has one)")
     p.add_argument("--max-steps", type=int, help="steps per stage")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
@@ -84,6 +93,7 @@ def build_spec(args):
     from common.stack import load_stack_yaml, parse_stack
     from methods import objective, parameterization
 
+    source = data_source(args)
     if args.file:
         if args.stack:
             raise UserError("give either a stack YAML file or --stack, not both")
@@ -91,14 +101,16 @@ def build_spec(args):
     elif args.resume and not args.stack:
         spec = load_stack_yaml(resume_file(args.out))
     else:
-        missing = [f for f, v in (("--stack", args.stack), ("--model", args.model), ("--task", args.task)) if not v]
+        missing = [f for f, v in (("--stack", args.stack), ("--model", args.model),
+                                  ("--task", args.task or source)) if not v]
         if missing:
-            raise UserError(f"missing {', '.join(missing)} (or give a stack YAML file)")
-        spec = parse_stack(args.stack, args.model, args.task)
+            raise UserError(f"missing {', '.join(missing).replace('--task', '--task or --data')} "
+                            "(or give a stack YAML file)")
+        spec = parse_stack(args.stack, args.model, args.task, data=source)
     if args.model and args.file:
         spec.model = args.model
-    if args.task and args.file:
-        spec.task = args.task
+    if (args.task or source) and args.file:  # the command line's task or data replaces the file's
+        spec.task, spec.data = args.task, source
     if args.seed is not None:
         if args.seed < 0:
             raise UserError(f"--seed must be >= 0, got {args.seed}")
@@ -111,6 +123,24 @@ def build_spec(args):
     apply_settings(spec, parse_kv(args.method_cfg, "--method-cfg"), "method_cfg",
                    lambda st: parameterization(st.method), "--method-cfg")
     return spec
+
+
+def data_source(args):
+    """--data/--format/--eval-fraction as the stack's DataSource (None without --data)."""
+    from common.stack import DataSource
+
+    data = getattr(args, "data", None)
+    if not data:
+        if getattr(args, "data_format", None) or getattr(args, "eval_fraction", None) is not None:
+            raise UserError("--format and --eval-fraction go with --data")
+        return None
+    if args.task:
+        raise UserError("give --task or --data, not both")
+    fraction = 0.1 if args.eval_fraction is None else args.eval_fraction
+    if not 0 <= fraction < 1:
+        raise UserError(f"--eval-fraction must be in [0, 1), got {fraction}")
+    # absolute, so the child process, stack.json and --resume read the same file
+    return DataSource(path=str(Path(data).expanduser().absolute()), format=args.data_format, eval_fraction=fraction)
 
 
 def check_out(out: Path, force: bool) -> None:
@@ -225,12 +255,14 @@ def run(args) -> int:
     from bench.home import default_db, home
     from bench.models import check_model
     from bench.stack import validate
+    from bench.userdata import check_stack_data
 
     if not hasattr(args, "argv"):
         args.argv = []
     check_scale_out(args)
     spec = build_spec(args)
     validate(spec)
+    check_stack_data(spec)  # every row of the user's own data, before a model loads
     check_model(spec.model)  # a FIFO or device in a --model folder would hang loading it
     # bench.train's default_out, without importing the training stack (~10 s) before input is checked
     out = args.out or home() / "runs" / time.strftime("%Y%m%d-%H%M%S")

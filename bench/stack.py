@@ -79,7 +79,7 @@ def validate(spec: StackSpec) -> None:
     """Every name, combination and config checked before anything trains or is written."""
     from bench.taskdata import get_task
 
-    for task in dict.fromkeys([spec.task, *(st.task for st in spec.stages if st.task)]):
+    for task in dict.fromkeys(t for t in [spec.task, *(st.task for st in spec.stages)] if t):
         get_task(task)  # an unknown name or a broken task file, before the training stack is imported
     n = len(spec.stages)
     for i, st in enumerate(spec.stages):

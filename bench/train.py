@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import torch
 
-from bench import taskdata
+from bench import taskdata, userdata
 from bench.home import home
 from bench.models import model_path
 from bench.progress import Progress
@@ -220,6 +220,11 @@ class StackRun:
         for st in self.spec.stages:
             obj = objective(st.objective)
             hp = stage_hp(self.spec, st)
+            source = userdata.stage_source(self.spec, st)
+            if source is not None:  # the user's own data, split and converted for this objective
+                ud = userdata.stage_data(source, obj, hp, st.label)
+                plans.append(StagePlan(task=ud.label, hp=hp, train=ud.train, eval=ud.eval, checker=ud.checker))
+                continue
             task = st.task or self.spec.task
             plans.append(StagePlan(
                 task=task, hp=hp,

@@ -11,6 +11,11 @@ YAML shape (unknown keys are errors), e.g. examples/stack.yaml::
     stages:
       - {objective: sft, method: lora, method_cfg: {r: 16}}
       - {objective: dpo, method: lora, cfg: {beta: 0.2}, task: smoke, hp: {learning_rate: 5e-5}}
+      - {objective: kto, method: lora, data: prefs.jsonl}   # the user's own data (bench/userdata.py)
+      - {objective: sft, method: lora, data: {path: chats.parquet, format: messages, eval_fraction: 0.2}}
+
+A stage reads its own ``data`` or ``task``, else the stack's ``data`` or ``task`` (a stack gives
+one of them, not both); a relative ``data`` path is relative to the YAML file's folder.
 
 Names are checked against the method registry by bench/stack.py ``validate``; this module knows
 only the shape, so every room can read a stack.
@@ -20,7 +25,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from common.errors import UserError
 from common.yamlfile import load_validated
@@ -47,14 +52,40 @@ class HyperParams(BaseModel):
     judge: str | None = None
 
 
+class DataSource(BaseModel):
+    """The user's own data for a stage (``--data``): a file or a datasets folder; see bench/userdata.py."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(min_length=1)
+    format: str | None = None  # detected from the columns when not given
+    eval_fraction: float = Field(default=0.1, ge=0, lt=1)
+
+
+def _as_source(v):
+    """``data: FILE`` is short for ``data: {path: FILE}``."""
+    return {"path": v} if isinstance(v, str) else v
+
+
 class StageSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     objective: str
     method: str
     task: str | None = None
+    data: DataSource | None = None
     hp: dict = {}
     cfg: dict = {}
     method_cfg: dict = {}
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _path_alone(cls, v):
+        return _as_source(v)
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if self.task and self.data:
+            raise ValueError(f"stage {self.label} gives both task and data; give one")
+        return self
 
     @property
     def label(self) -> str:
@@ -64,10 +95,26 @@ class StageSpec(BaseModel):
 class StackSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str
-    task: str
+    task: str | None = None
+    data: DataSource | None = None
     seed: int = Field(default=0, ge=0)
     hp: dict = {}
     stages: list[StageSpec] = Field(min_length=1)
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _path_alone(cls, v):
+        return _as_source(v)
+
+    @model_validator(mode="after")
+    def _sources(self):
+        if self.task and self.data:
+            raise ValueError("the stack gives both task and data; give one (a stage may name its own)")
+        bare = [s.label for s in self.stages if not (s.task or s.data)]
+        if bare and not (self.task or self.data):
+            raise ValueError(f"stage {bare[0]} has no task or data: give the stack a task or data, "
+                             "or the stage its own")
+        return self
 
     @property
     def label(self) -> str:
@@ -88,9 +135,14 @@ def parse_stack_string(text: str) -> list[StageSpec]:
 
 
 def load_stack_yaml(path: str | Path) -> StackSpec:
-    return load_validated(path, StackSpec, "stack file", "model, task and stages")
+    spec = load_validated(path, StackSpec, "stack file", "model, task (or data) and stages")
+    # a relative data path is relative to the YAML file, wherever the command runs from
+    for src in [spec.data, *(s.data for s in spec.stages)]:
+        if src is not None and not Path(src.path).expanduser().is_absolute():
+            src.path = str((Path(path).parent / src.path).resolve())
+    return spec
 
 
-def parse_stack(text: str, model: str, task: str, **extra) -> StackSpec:
+def parse_stack(text: str, model: str, task: str | None, **extra) -> StackSpec:
     """``"cpt:full,sft:lora"`` (plus the model and task) as a StackSpec."""
     return StackSpec(model=model, task=task, stages=parse_stack_string(text), **extra)

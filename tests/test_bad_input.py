@@ -67,6 +67,11 @@ FILES = {
     "jsonmodel/config.json": '{"model_type": "llama", "hidden_size": 64,\n',
     "tasks-binary/smoke.yaml": b"\x00\x01\x02name: smoke\n",
     "binadapter/adapter_config.json": b"\xb2\x00\x17peft_type",
+    # the user's own data (the full table of bad data files: tests/bench/test_userdata.py)
+    "data/empty.jsonl": "",
+    "data/kto.jsonl": '{"prompt": "q", "completion": "a", "label": "yes"}\n',
+    "data/pref.jsonl": '{"prompt": "q", "chosen": "a", "rejected": "b"}\n',
+    "data/fifo.jsonl": "FIFO",
 }
 BIG = 11 * 1024 * 1024  # sparse: over the 10 MiB limit for YAML/JSON configs without writing 11 MiB
 ODD_TIMEOUT = 20  # seconds; each odd-file case answers in well under one, this only catches a hang
@@ -141,6 +146,19 @@ CASES = [
     ("data-prepare-unknown", ["data", "prepare", "gsm-symbolc"], ["gsm-symbolc", "gsm-symbolic"]),
     ("data-prepare-nothing", ["data", "prepare"], ["--all"]),
     ("data-prepare-zero-limit", ["data", "prepare", "smoke", "--limit", "0"], ["--limit"]),
+    ("data-inspect-missing", ["data", "inspect", f"{T}/data/nope.jsonl"], ["nope.jsonl", "does not exist"]),
+    ("data-inspect-empty", ["data", "inspect", f"{T}/data/empty.jsonl"], ["empty.jsonl", "empty"]),
+    ("data-inspect-fifo", ["data", "inspect", f"{T}/data/fifo.jsonl", "@odd"], ["fifo.jsonl", "FIFO"]),
+    ("data-inspect-unknown-format", ["data", "inspect", f"{T}/data/pref.jsonl", "--format", "chat"],
+     ["--format", "chat"]),
+    ("train-data-label-not-bool", ["train", "--stack", "kto:lora", "--model", "tiny-llama", "--data",
+                                   f"{T}/data/kto.jsonl", "--db", f"{T}/db", "--out", f"{T}/out"],
+     ["kto.jsonl", "line 1", "column 'label'"]),
+    ("train-data-wrong-format", ["train", "--stack", "sft:lora", "--model", "tiny-llama", "--data",
+                                 f"{T}/data/pref.jsonl", "--db", f"{T}/db", "--out", f"{T}/out"],
+     ["pref.jsonl", "prompt_completion", "preference"]),
+    ("train-data-and-task", [*LORA, "--data", f"{T}/data/pref.jsonl"], ["--task or --data"]),
+    ("train-format-without-data", [*LORA, "--format", "text"], ["--format", "--data"]),
     ("eval-unknown-task", ["eval", "--model", "tiny-llama", "--task", "wiki-topic"], ["wiki-topic", "wiki-topics"]),
     ("eval-unknown-model", ["eval", "--model", "tiny-lama", "--task", "smoke"], ["tiny-lama", "tiny-llama"]),
     ("eval-zero-limit", ["eval", "--model", "tiny-llama", "--task", "smoke", "--limit", "0"], ["--limit"]),
@@ -224,6 +242,11 @@ CASES = [
     ("advise-zero-top", ["advise", "--gpu", "rtx-4090", "--goal", "chat", "--top", "0"], ["top"]),
     ("advise-unknown-model", ["advise", "--gpu", "rtx-4090", "--goal", "chat", "--model", "llama-9"], ["llama-9"]),
     ("advise-missing-gpu", ["advise", "--goal", "chat"], ["--gpu"]),
+    ("advise-unknown-teacher", ["advise", "--gpu", "rtx-4090", "--goal", "distill", "--data", "teacher",
+                                "--teacher", "gpt-9"], ["gpt-9"]),
+    ("advise-no-data", ["advise", "--gpu", "rtx-4090", "--goal", "chat", "--data", ","], ["--data"]),
+    ("advise-zero-epochs", ["advise", "--gpu", "rtx-4090", "--goal", "chat", "--epochs", "0"], ["epochs"]),
+    ("advise-bad-start", ["advise", "--gpu", "rtx-4090", "--goal", "chat", "--start", "chat"], ["start", "instruct"]),
     # catalogs, tui, top level
     ("gpus-bad-flag", ["gpus", "--yaml"], ["--yaml"]),
     ("models-bad-flag", ["models", "--yaml"], ["--yaml"]),

@@ -1,8 +1,14 @@
-"""``tunebench data prepare|list``: build the standard tasks into TUNEBENCH_HOME/data and list them.
+"""``tunebench data prepare|list|inspect``: build the standard tasks, list them, check your own data.
 
     tunebench data prepare --all
     tunebench data prepare gsm-symbolic
     tunebench data list --json
+    tunebench data inspect mine.jsonl --model smollm2-135m
+
+``inspect --json`` prints one object: bench/userdata.py ``DataInfo.as_dict()`` (path, kind,
+input_format, format, rows, train_rows, eval_rows, splits_given, columns, ignored_columns, renamed,
+length_unit, length_p50/p90/p99/max, length_rows, train_tokens, objectives, sha256,
+suggested_max_length).
 
 ``list --json`` prints a JSON array of rows
 {name, kind, n_train, n_test, source, license, sha256, prepared}; n_train/n_test/sha256 are
@@ -10,6 +16,7 @@ null for a task that is not prepared yet.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import time
 
@@ -21,7 +28,9 @@ def register(sub):
     p = add_command(
         sub, "data", "prepare and list the standard tasks (offline, from installed packages)",
         "  tunebench data prepare --all\n  tunebench data prepare wiki-topics --force\n"
-        "  tunebench data list\n  tunebench data list --json",
+        "  tunebench data list\n  tunebench data list --json\n"
+        "  tunebench data inspect mine.jsonl\n  tunebench data inspect chats.parquet --model smollm2-135m --json\n"
+        "  tunebench data inspect prefs.csv --format preference --eval-fraction 0.2",
     )
     s = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     pp = s.add_parser("prepare", help="build tasks into $TUNEBENCH_HOME/data (idempotent, checksummed)")
@@ -33,6 +42,22 @@ def register(sub):
     pl = s.add_parser("list", help="tasks with sizes, sources, licences and checksums")
     pl.add_argument("--json", action="store_true", help="machine-readable rows")
     pl.set_defaults(func=list_data)
+    pi = s.add_parser("inspect", help="check your own data file: format, rows, split and example lengths",
+                      description="Detect the format of your own data from its columns, validate every row (a bad "
+                                  "one is one line naming the file, row and column; exit 2), show the held-out "
+                                  "split tunebench train --data would carve and the example lengths.",
+                      epilog="examples:\n  tunebench data inspect mine.jsonl\n"
+                             "  tunebench data inspect chats.parquet --model smollm2-135m --json\n"
+                             "  tunebench data inspect prefs.csv --format preference --eval-fraction 0.2\n"
+                             "  tunebench data inspect ./saved_dataset   # a datasets save_to_disk folder",
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    pi.add_argument("path", help=".jsonl, .json, .csv, .tsv, .parquet or a datasets save_to_disk folder")
+    pi.add_argument("--format", help="state the format instead of detecting it from the columns")
+    pi.add_argument("--model", help="count lengths in this model's tokens (default: characters / 4, approximate)")
+    pi.add_argument("--eval-fraction", type=float, default=0.1, help="held-out share, as tunebench train (0.1)")
+    pi.add_argument("--seed", type=int, default=0, help="the seed of the held-out split, as tunebench train (0)")
+    pi.add_argument("--json", action="store_true", help="one JSON object (bench/userdata.py DataInfo)")
+    pi.set_defaults(func=inspect)
 
 
 def _order(names: list[str]) -> list[str]:
@@ -108,4 +133,34 @@ def list_data(args):
         n = lambda v: "-" if v is None else str(v)  # noqa: E731
         print(f"{r['name']:14} {r['kind']:15} {n(r['n_train']):>6} {n(r['n_test']):>5}  "
               f"{'yes' if r['prepared'] else 'no':8}  {(r['sha256'] or '-')[:12]:12}  {r['license']}")
+    return 0
+
+
+def inspect(args):
+    from bench.userdata import inspect_data
+
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0, got {args.seed}")
+    from bench.userdata import tokenizer_for
+
+    tokenizer = tokenizer_for(args.model) if args.model else None
+    info = inspect_data(args.path, args.format, tokenizer, seed=args.seed, eval_fraction=args.eval_fraction)
+    if args.json:
+        print(json.dumps(info.as_dict(), indent=1))
+        return 0
+    layout = info.format if info.input_format == info.format else f"{info.input_format} -> {info.format}"
+    split = "given by the folder" if info.splits_given else f"carved by prompt hash, seed {args.seed}"
+    unit = "tokens" if info.length_unit == "tokens" else "tokens (approx.: characters / 4; pass --model to count)"
+    print(f"data      {info.path} ({info.kind})")
+    print(f"format    {layout}   columns {', '.join(info.columns)}")
+    if info.renamed:
+        print(f"renamed   {', '.join(f'{a} -> {b}' for a, b in info.renamed.items())}")
+    if info.ignored_columns:
+        print(f"ignored   {', '.join(info.ignored_columns)}")
+    print(f"rows      {info.rows}: train {info.train_rows}, held-out {info.eval_rows} ({split})")
+    print(f"length    p50 {info.length_p50}  p90 {info.length_p90}  p99 {info.length_p99}  max {info.length_max} "
+          f"{unit}, over {info.length_rows} rows; suggested --hp max_length={info.suggested_max_length()}")
+    print(f"tokens    {info.train_tokens} in one pass over the train split")
+    print(f"trains    {', '.join(info.objectives)}")
+    print(f"sha256    {info.sha256[:16]}")
     return 0

@@ -2,6 +2,7 @@
 
     tunebench train --stack sft:lora --model tiny-llama --task smoke --max-steps 3
     tunebench train --resume --out /tmp/run                  # after a kill: continue from the last checkpoint
+    tunebench train --stack sft:lora --model smollm2-135m --data mine.jsonl   # your own data (bench/userdata.py)
 
 A thin adapter: the flags, the checks, the launcher and the training are bench's child entry
 (``python -m bench.entry``, bench/entry.py); this module only registers the command.
@@ -14,6 +15,9 @@ EXAMPLES = """  tunebench train --stack sft:lora --model tiny-llama --task smoke
   tunebench train --stack "cpt:full,sft:lora,dpo:lora" --model tiny-llama --task smoke --max-steps 3 --out /tmp/run
   tunebench train --stack sft:qlora --model smollm2-135m --task gsm-symbolic --hp learning_rate=2e-4 --cfg completion_only_loss=true
   tunebench train stack.yaml --db ~/tb-db
+  tunebench data inspect mine.jsonl && tunebench train --stack sft:lora --model smollm2-135m --data mine.jsonl
+  tunebench train --stack dpo:lora --model tiny-llama --data prefs.csv --eval-fraction 0.2
+  tunebench train --stack sft:lora --model tiny-llama --data chats.parquet --format messages
   tunebench train --stack sft:lora --model smollm2-135m --task smoke --save-steps 20 --out /tmp/r   # then, if killed:
   tunebench train --resume --out /tmp/r
   tunebench train --stack sft:lora --model tiny-llama --task smoke --launcher accelerate --num-processes 2"""
