@@ -3,16 +3,26 @@
 Byte and count columns are integers, rates and losses floats, structured extras JSON strings.
 ``new_record(**values)`` returns a dict with every column (missing ones None) and rejects
 unknown names, so producers and the store can never drift apart silently.
+
+Origin (schema 2): ``measured`` records come from this project's runs; ``published`` ones were
+imported from someone else's published results (``tunebench db import``, ``bench/published.py``)
+and carry ``source``, JSON ``{repo, commit, path, metric, license}`` saying where each figure was
+read and what it means. Reports never pool the two. Records written before schema 2 have no
+origin column; they read as null, which means ``measured`` (``origin_of``).
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 
 import polars as pl
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("ok", "oom", "error", "timeout", "cancelled")
+MEASURED, PUBLISHED = "measured", "published"
+ORIGINS = (MEASURED, PUBLISHED)
+SOURCE_KEYS = ("repo", "commit", "path", "metric")  # required in a published record's source JSON
 
 SCHEMA: dict[str, pl.DataType] = {
     "schema_version": pl.Int32(),
@@ -64,6 +74,8 @@ SCHEMA: dict[str, pl.DataType] = {
     "extra": pl.String(),           # JSON: objective-specific figures (reward mean, KL, ...)
     "output_dir": pl.String(),
     "created_at": pl.Datetime("us", "UTC"),
+    "origin": pl.String(),          # "measured" (null in schema-1 files) or "published"
+    "source": pl.String(),          # JSON {repo, commit, path, metric, license}: published records only
 }
 
 
@@ -78,7 +90,28 @@ def new_record(**values) -> dict:
     rec["created_at"] = rec["created_at"] or dt.datetime.now(dt.timezone.utc)
     if rec["status"] not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, got {rec['status']!r}")
+    rec["origin"] = rec["origin"] or MEASURED
+    if rec["origin"] not in ORIGINS:
+        raise ValueError(f"origin must be one of {ORIGINS}, got {rec['origin']!r}")
+    if rec["origin"] == PUBLISHED:
+        _check_source(rec["source"])
+    elif rec["source"] is not None:
+        raise ValueError("source is for published records only (origin='published')")
     return rec
+
+
+def _check_source(text: str | None) -> None:
+    try:
+        source = json.loads(text or "")
+    except ValueError:
+        source = None
+    if not isinstance(source, dict) or any(not source.get(k) for k in SOURCE_KEYS):
+        raise ValueError(f"a published record needs source JSON with {', '.join(SOURCE_KEYS)}; got {str(text)[:80]!r}")
+
+
+def origin_of(value: str | None) -> str:
+    """A record's origin; null (records written before schema 2) means measured."""
+    return value or MEASURED
 
 
 def to_frame(records: list[dict]) -> pl.DataFrame:

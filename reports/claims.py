@@ -3,19 +3,24 @@
     tunebench report --db DIR --out DIR
 
 Every claim is a function ``(lines) -> list[Verdict]`` over the lines of one hardware × model
-group (``reports.table``). It compares medians over seeds, says ``holds``, ``doesn't hold`` or
-``not measured``, and gives the numbers behind the verdict. Thresholds are in the docstrings;
-a value exactly on a threshold counts as inside it (compared within float rounding).
-Parameterization claims compare SFT runs on the same task (one verdict per task).
+group (``reports.table``) of a real-weight model (the report draws no verdicts on the random-init
+smoke models). It compares figures over seeds with their intervals (``reports.stats``): ``holds``
+or ``doesn't hold`` only when the whole interval is on one side of the threshold, ``inconclusive``
+when it straddles it or a figure has a single run (no interval), ``not measured`` when a figure is
+missing. Ratios use the interval bounds (a/b lies in [a.lo/b.hi, a.hi/b.lo]). Trainable parameter
+counts are exact and compared as numbers. Thresholds are in the docstrings; a value exactly on a
+threshold counts as inside it (within float rounding). Parameterization claims compare SFT runs on
+the same task (one verdict per task).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from reports import fmt
+from reports.stats import Stat, all_of, at_most, ratio, why_not_known
 from reports.table import Line, distinct, lower_is_better
 
-HOLDS, FAILS, NOT_MEASURED = "holds", "doesn't hold", "not measured"
+HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED = "holds", "doesn't hold", "inconclusive", "not measured"
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,18 @@ def _le(a: float, b: float) -> bool:
     return a <= b + 1e-9 * max(1.0, abs(b))
 
 
+def _tri(value: bool | None) -> str:
+    return HOLDS if value is True else FAILS if value is False else INCONCLUSIVE
+
+
+def _show(stat: Stat, f) -> str:
+    return stat.text(f)
+
+
+def _known(*stats: Stat) -> bool:
+    return all(s.has_interval for s in stats)
+
+
 def _sft(lines: list[Line], method: str, task: str | None = None) -> list[Line]:
     return [ln for ln in distinct(lines) if ln.row.objective == "sft" and ln.method == method
             and (task is None or ln.task == task)]
@@ -39,10 +56,12 @@ def _sft_on(lines: list[Line], task: str) -> list[Line]:
     return [ln for ln in distinct(lines) if ln.row.objective == "sft" and ln.task == task]
 
 
-def _worse_by(ref: Line, other: Line) -> float:
-    """How much worse ``other``'s final metric is than ``ref``'s (negative: better)."""
-    a, b = ref.get("metric_after"), other.get("metric_after")
-    return (b - a) if lower_is_better(ref.metric_name) else (a - b)
+def _worse_bounds(ref: Line, other: Line) -> tuple[float, float]:
+    """Bounds of how much worse ``other``'s final metric is than ``ref``'s (negative: better)."""
+    a, b = ref.stat("metric_after"), other.stat("metric_after")
+    if lower_is_better(ref.metric_name):
+        return b.lo - a.hi, b.hi - a.lo
+    return a.lo - b.hi, a.hi - b.lo
 
 
 def _none(claim: str, why: str) -> list[Verdict]:
@@ -54,8 +73,9 @@ LORA_CLAIM = "LoRA trains ~0.1–1% of parameters with near full-FT quality"
 
 def lora_share_and_quality(lines: list[Line]) -> list[Verdict]:
     """Holds when sft:lora's trainable share is within [0.1%, 1%] and its final task metric is
-    at most 5% (relative to full FT's value) worse than sft:full's on the same task and metric.
-    A share outside the range fails on its own; otherwise both runs are needed."""
+    at most 5% (relative to full FT's mean) worse than sft:full's on the same task and metric,
+    over the whole interval of the difference. A share outside the range fails on its own (the
+    share is exact); otherwise both runs are needed."""
     loras = _sft(lines, "lora")
     if not loras:
         return _none(LORA_CLAIM, "no measured sft:lora run")
@@ -71,15 +91,16 @@ def lora_share_and_quality(lines: list[Line]) -> list[Verdict]:
             out.append(Verdict(LORA_CLAIM, FAILS, text + ", outside 0.1–1%", lora.task))
             continue
         full = [f for f in _sft(lines, "full", lora.task) if f.metric_name == lora.metric_name]
-        if not full or full[0].get("metric_after") is None or lora.get("metric_after") is None:
+        if not full or full[0].stat("metric_after") is None or lora.stat("metric_after") is None:
             out.append(Verdict(LORA_CLAIM, NOT_MEASURED, text + "; no full-FT quality on the same metric to compare", lora.task))
             continue
         full = full[0]
-        worse = _worse_by(full, lora)
-        near = _le(worse, 0.05 * abs(full.get("metric_after")))
-        text += (f"; {lora.metric_name} after: LoRA {fmt.metric(lora.get('metric_after'))} vs full FT "
-                 f"{fmt.metric(full.get('metric_after'))} ({'within' if near else 'beyond'} 5%)")
-        out.append(Verdict(LORA_CLAIM, HOLDS if near else FAILS, text, lora.task))
+        fa, la = full.stat("metric_after"), lora.stat("metric_after")
+        lo, hi = _worse_bounds(full, lora)
+        near = at_most(lo, hi, 0.05 * abs(fa.mean), _known(fa, la))
+        text += (f"; {lora.metric_name} after: LoRA {_show(la, fmt.metric)} vs full FT {_show(fa, fmt.metric)} "
+                 f"(near: at most 5% worse; {'within' if near else 'beyond' if near is False else why_not_known(fa, la)})")
+        out.append(Verdict(LORA_CLAIM, _tri(near), text, lora.task))
     return out
 
 
@@ -88,7 +109,8 @@ QLORA_CLAIM = "QLoRA uses far less memory than LoRA"
 
 def qlora_memory(lines: list[Line]) -> list[Verdict]:
     """Holds when sft:qlora's peak memory is at most 60% of sft:lora's on the same task
-    (a saving of 40% or more), both measured the same way (GPU reserved or host RSS)."""
+    (a saving of 40% or more) over the whole interval of the ratio, both measured the same way
+    (GPU reserved or host RSS)."""
     out = []
     for q in _sft(lines, "qlora"):
         lora = _sft(lines, "lora", q.task)
@@ -99,10 +121,13 @@ def qlora_memory(lines: list[Line]) -> list[Verdict]:
         if q.memory_source != lora.memory_source:
             out.append(Verdict(QLORA_CLAIM, NOT_MEASURED, f"memory measured differently ({q.memory_source} vs {lora.memory_source})", q.task))
             continue
-        ratio = q.get("memory") / lora.get("memory")
-        out.append(Verdict(QLORA_CLAIM, HOLDS if _le(ratio, 0.6) else FAILS,
-                           f"peak {q.memory_source}: QLoRA {fmt.nbytes(q.get('memory'))} vs LoRA "
-                           f"{fmt.nbytes(lora.get('memory'))} = {ratio:.0%} (far less: ≤ 60%)", q.task))
+        lo, hi = ratio(q.memory, lora.memory)
+        far = at_most(lo, hi, 0.6, _known(q.memory, lora.memory))
+        span = f"{lo:.0%}" if lo == hi else f"{lo:.0%}–{hi:.0%}"
+        out.append(Verdict(QLORA_CLAIM, _tri(far),
+                           f"peak {q.memory_source}: QLoRA {_show(q.memory, fmt.nbytes)} vs LoRA "
+                           f"{_show(lora.memory, fmt.nbytes)} = {span} (far less: ≤ 60%)"
+                           + ("" if far is not None else f"; {why_not_known(q.memory, lora.memory)}"), q.task))
     return out or _none(QLORA_CLAIM, "no measured sft:qlora run")
 
 
@@ -111,31 +136,42 @@ PROMPT_CLAIM = "Prompt tuning is the cheapest and the weakest method"
 
 def prompt_cheapest_weakest(lines: list[Line]) -> list[Verdict]:
     """Among the SFT parameterizations measured on the same task, holds when sft:prompt trains
-    the fewest parameters, its peak memory is within 5% of the lowest (cheapest), and its final
-    task metric is the worst of those on the same metric (weakest; ties count). Needs at least
-    one other parameterization with the same figures."""
+    the fewest parameters (exact; ties count), its peak memory is within 5% of every other's
+    (ratio interval ≤ 1.05: cheapest), and its final task metric is no better than any other's on
+    the same metric (its interval nowhere better: weakest; ties count). Needs at least one other
+    parameterization with the same figures; a single run per line is inconclusive."""
     out = []
     for p in _sft(lines, "prompt"):
         others = [ln for ln in _sft_on(lines, p.task) if ln.method != "prompt"]
         need = ("trainable_params", "memory", "metric_after")
-        others = [o for o in others if all(o.get(k) is not None for k in need)
+        others = [o for o in others if all(o.stat(k) is not None for k in need)
                   and o.metric_name == p.metric_name and o.memory_source == p.memory_source]
-        if any(p.get(k) is None for k in need) or not others:
+        if any(p.stat(k) is None for k in need) or not others:
             out.append(Verdict(PROMPT_CLAIM, NOT_MEASURED,
                                "needs trainable params, peak memory and metric of sft:prompt and another method on one task", p.task))
             continue
         fewest = min(o.get("trainable_params") for o in others)
-        low_mem = min(o.get("memory") for o in others)
-        worst = max(others, key=lambda o: _worse_by(p, o))
-        cheapest = p.get("trainable_params") <= fewest and _le(p.get("memory"), 1.05 * min(low_mem, p.get("memory")))
-        weakest = _le(0.0, _worse_by(worst, p))
+        low = min(others, key=lambda o: o.get("memory"))
+        worst = (max if lower_is_better(p.metric_name) else min)(others, key=lambda o: o.get("metric_after"))
+        fewest_ok = p.get("trainable_params") <= fewest
+        mem_ok = all_of(at_most(*ratio(p.memory, o.memory), 1.05, _known(p.memory, o.memory)) for o in others)
+        # weakest: every other is at least as good over the whole interval (worse_by(o, p) >= 0)
+        weak_ok = all_of(_ge0(_worse_bounds(o, p), _known(p.stat("metric_after"), o.stat("metric_after"))) for o in others)
+        cheapest = all_of([fewest_ok, mem_ok])
+        word = {True: "yes", False: "no", None: "inconclusive"}
         text = (f"prompt trains {fmt.count(p.get('trainable_params'))} (fewest of others: {fmt.count(fewest)}), "
-                f"peak {fmt.nbytes(p.get('memory'))} (lowest of others: {fmt.nbytes(low_mem)}; within 5% counts as lowest); "
-                f"{p.metric_name} after {fmt.metric(p.get('metric_after'))} (worst of others: "
-                f"{worst.method} {fmt.metric(worst.get('metric_after'))}); "
-                f"cheapest: {'yes' if cheapest else 'no'}, weakest: {'yes' if weakest else 'no'}")
-        out.append(Verdict(PROMPT_CLAIM, HOLDS if cheapest and weakest else FAILS, text, p.task))
+                f"peak {_show(p.memory, fmt.nbytes)} (lowest of others: {low.method} {_show(low.memory, fmt.nbytes)}; "
+                f"within 5% counts as lowest); {p.metric_name} after {_show(p.stat('metric_after'), fmt.metric)} "
+                f"(worst of others: {worst.method} {_show(worst.stat('metric_after'), fmt.metric)}); "
+                f"cheapest: {word[cheapest]}, weakest: {word[weak_ok]}")
+        out.append(Verdict(PROMPT_CLAIM, _tri(all_of([cheapest, weak_ok])), text, p.task))
     return out or _none(PROMPT_CLAIM, "no measured sft:prompt run")
+
+
+def _ge0(bounds: tuple[float, float], known: bool) -> bool | None:
+    """Is the quantity with these bounds ≥ 0 (ties count)? None when it straddles 0 or is unknown."""
+    neg = at_most(-bounds[1], -bounds[0], 0.0, known)
+    return neg
 
 
 ADAPTER_CLAIM = "Adapters train more parameters than LoRA"
@@ -144,7 +180,7 @@ ADAPTERS = ("adapter_houlsby", "adapter_pfeiffer")
 
 def adapters_more_params(lines: list[Line]) -> list[Verdict]:
     """Holds when every measured bottleneck adapter (Houlsby, Pfeiffer) trains strictly more
-    parameters than sft:lora on the same task; equal counts do not hold."""
+    parameters than sft:lora on the same task; equal counts do not hold. Counts are exact."""
     out = []
     for lora in _sft(lines, "lora"):
         ads = [a for m in ADAPTERS for a in _sft(lines, m, lora.task) if a.get("trainable_params") is not None]
@@ -162,17 +198,22 @@ FORGET_CLAIM = "Full fine-tuning forgets the most"
 
 def full_forgets_most(lines: list[Line]) -> list[Verdict]:
     """Holds when sft:full's forgetting (general-text loss after minus before) is at least as
-    large as every other SFT parameterization's on the same task; needs one other."""
+    large as every other SFT parameterization's on the same task over the whole intervals
+    (ties count); doesn't hold when some other forgets more over the whole intervals; needs one other."""
     out = []
     for full in _sft(lines, "full"):
-        others = [o for o in _sft_on(lines, full.task) if o.method != "full" and o.get("forgetting") is not None]
-        if full.get("forgetting") is None or not others:
+        f = full.stat("forgetting")
+        others = [o for o in _sft_on(lines, full.task) if o.method != "full" and o.stat("forgetting") is not None]
+        if f is None or not others:
             continue
         top = max(others, key=lambda o: o.get("forgetting"))
-        most = _le(top.get("forgetting"), full.get("forgetting"))
-        out.append(Verdict(FORGET_CLAIM, HOLDS if most else FAILS,
-                           f"full FT {fmt.signed(full.get('forgetting'))} vs most of the others: "
-                           f"{top.method} {fmt.signed(top.get('forgetting'))}", full.task))
+        most = all_of(_ge0((f.lo - o.stat("forgetting").hi, f.hi - o.stat("forgetting").lo),
+                           _known(f, o.stat("forgetting"))) for o in others)
+        out.append(Verdict(FORGET_CLAIM, _tri(most),
+                           f"full FT {_show(f, fmt.signed)} vs most of the others: "
+                           f"{top.method} {_show(top.stat('forgetting'), fmt.signed)}"
+                           + ("" if most is not None else f"; {why_not_known(f, *(o.stat('forgetting') for o in others))}"),
+                           full.task))
     return out or _none(FORGET_CLAIM, "needs forgetting of sft:full and another method on one task")
 
 
@@ -206,21 +247,29 @@ DPO_CLAIM = "DPO is cheaper than RLHF (reward model + PPO)"
 
 def dpo_cheaper_than_rlhf(lines: list[Line]) -> list[Verdict]:
     """With the same parameterization, holds when DPO's wall time is strictly below the reward
-    model's plus PPO's, and DPO's peak memory is not above the larger of the two."""
+    model's plus PPO's, and DPO's peak memory is not above the larger of the two, each over the
+    whole intervals (the sum's interval adds the bounds; the larger's takes the larger bounds)."""
     out = []
     for sets, same in _matched(lines, ("dpo", "rm", "ppo"), "wall_time_s"):
         d, r, p = sets["dpo"], sets["rm"], sets["ppo"]
-        rl_wall = r.get("wall_time_s") + p.get("wall_time_s")
-        mems = [d.get("memory"), r.get("memory"), p.get("memory")]
+        mems = [d.memory, r.memory, p.memory]
         if None in mems or len({d.memory_source, r.memory_source, p.memory_source}) > 1:
             out.append(Verdict(DPO_CLAIM, NOT_MEASURED, f"{d.method}: peak memory missing or measured differently", _where(sets, same)))
             continue
-        rl_mem = max(mems[1:])
-        cheaper = d.get("wall_time_s") < rl_wall and _le(mems[0], rl_mem)
-        out.append(Verdict(DPO_CLAIM, HOLDS if cheaper else FAILS,
-                           f"{d.method}: DPO {fmt.seconds(d.get('wall_time_s'))}, peak {fmt.nbytes(mems[0])} vs "
-                           f"RM + PPO {fmt.seconds(r.get('wall_time_s'))} + {fmt.seconds(p.get('wall_time_s'))} = "
-                           f"{fmt.seconds(rl_wall)}, peak {fmt.nbytes(rl_mem)}", _where(sets, same)))
+        dw, rw, pw = d.stat("wall_time_s"), r.stat("wall_time_s"), p.stat("wall_time_s")
+        wall_lo, wall_hi = rw.lo + pw.lo, rw.hi + pw.hi
+        known = _known(dw, rw, pw)
+        faster = None if not known else True if dw.hi < wall_lo else False if dw.lo >= wall_hi else None
+        mem_lo, mem_hi = max(r.memory.lo, p.memory.lo), max(r.memory.hi, p.memory.hi)
+        mem_known = _known(*mems)
+        lighter = None if not mem_known else True if _le(d.memory.hi, mem_lo) else False if d.memory.lo > mem_hi else None
+        cheaper = all_of([faster, lighter])
+        rl_mem = max(r.get("memory"), p.get("memory"))
+        out.append(Verdict(DPO_CLAIM, _tri(cheaper),
+                           f"{d.method}: DPO {_show(dw, fmt.seconds)}, peak {_show(d.memory, fmt.nbytes)} vs "
+                           f"RM + PPO {_show(rw, fmt.seconds)} + {_show(pw, fmt.seconds)} = "
+                           f"{fmt.seconds(rw.mean + pw.mean)}, peak {fmt.nbytes(rl_mem)}"
+                           + ("" if cheaper is not None else f"; {why_not_known(dw, rw, pw, *mems)}"), _where(sets, same)))
     return out or _none(DPO_CLAIM, "needs dpo, rm and ppo runs with one parameterization")
 
 
@@ -229,17 +278,20 @@ GRPO_CLAIM = "GRPO saves memory over PPO by dropping the critic"
 
 def grpo_saves_memory(lines: list[Line]) -> list[Verdict]:
     """With the same parameterization, holds when GRPO's peak memory is at most 95% of PPO's
-    (a saving of 5% or more), both measured the same way."""
+    (a saving of 5% or more) over the whole interval of the ratio, both measured the same way."""
     out = []
     for sets, same in _matched(lines, ("grpo", "ppo"), "memory"):
         g, p = sets["grpo"], sets["ppo"]
         if g.memory_source != p.memory_source:
             out.append(Verdict(GRPO_CLAIM, NOT_MEASURED, f"memory measured differently ({g.memory_source} vs {p.memory_source})", _where(sets, same)))
             continue
-        ratio = g.get("memory") / p.get("memory")
-        out.append(Verdict(GRPO_CLAIM, HOLDS if _le(ratio, 0.95) else FAILS,
-                           f"{g.method}: peak {g.memory_source} GRPO {fmt.nbytes(g.get('memory'))} vs PPO "
-                           f"{fmt.nbytes(p.get('memory'))} = {ratio:.0%} (saves: ≤ 95%)", _where(sets, same)))
+        lo, hi = ratio(g.memory, p.memory)
+        saves = at_most(lo, hi, 0.95, _known(g.memory, p.memory))
+        span = f"{lo:.0%}" if lo == hi else f"{lo:.0%}–{hi:.0%}"
+        out.append(Verdict(GRPO_CLAIM, _tri(saves),
+                           f"{g.method}: peak {g.memory_source} GRPO {_show(g.memory, fmt.nbytes)} vs PPO "
+                           f"{_show(p.memory, fmt.nbytes)} = {span} (saves: ≤ 95%)"
+                           + ("" if saves is not None else f"; {why_not_known(g.memory, p.memory)}"), _where(sets, same)))
     return out or _none(GRPO_CLAIM, "needs peak memory of grpo and ppo runs with one parameterization")
 
 

@@ -4,7 +4,9 @@
 
 Memory vs quality (with the Pareto front) and trainable share (log scale) vs quality are drawn
 per task, since quality metrics differ between tasks; tokens/s and forgetting per method are
-one bar chart each. Only measured medians are drawn; a figure without data is not written.
+one bar chart each. Points and bars are means over seeds, whiskers their interval (95% t-interval
+for n ≥ 3, min–max for n = 2, none for a single run; ``reports.stats``). Only measured figures
+are drawn; a figure without data is not written. The report draws none for random-init models.
 """
 from __future__ import annotations
 
@@ -68,7 +70,9 @@ def _quality_plots(lines: list[Line], out: Path, group_title: str) -> list[tuple
             mem = [ln for ln in mem if ln.memory_source == source]
             pts = [(ln.get("memory") / 2**30, ln.get("metric_after")) for ln in mem]
             fig, ax = plt.subplots(figsize=(7, 4.5))
-            ax.scatter([p[0] for p in pts], [p[1] for p in pts])
+            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], fmt="o", capsize=2, elinewidth=0.8,
+                        xerr=_whiskers([ln.memory for ln in mem], 2**30),
+                        yerr=_whiskers([ln.stat("metric_after") for ln in mem]))
             for ln, (x, y) in zip(mem, pts):
                 ax.annotate(ln.stage, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
             front = pareto_front(pts, low)
@@ -93,6 +97,11 @@ def _quality_plots(lines: list[Line], out: Path, group_title: str) -> list[tuple
     return made
 
 
+def _whiskers(stats, scale: float = 1.0) -> list[list[float]]:
+    """Matplotlib's [below, above] error lengths of each mean (zero for a single run)."""
+    return [[(s.mean - s.lo) / scale for s in stats], [(s.hi - s.mean) / scale for s in stats]]
+
+
 def _bars(lines: list[Line], figure: str, xlabel: str, title: str, path: Path) -> Path | None:
     have = [ln for ln in lines if ln.get(figure) is not None]
     if not have:
@@ -100,9 +109,7 @@ def _bars(lines: list[Line], figure: str, xlabel: str, title: str, path: Path) -
     have.sort(key=lambda ln: ln.get(figure))
     fig, ax = plt.subplots(figsize=(7, max(2.8, 1.2 + 0.28 * len(have))))
     vals = [ln.get(figure) for ln in have]
-    lo = [ln.get(figure) - (ln.memory if figure == "memory" else ln.figures[figure]).lo for ln in have]
-    hi = [(ln.memory if figure == "memory" else ln.figures[figure]).hi - ln.get(figure) for ln in have]
-    ax.barh([_name(ln) for ln in have], vals, xerr=[lo, hi], capsize=2)
+    ax.barh([_name(ln) for ln in have], vals, xerr=_whiskers([ln.stat(figure) for ln in have]), capsize=2)
     ax.tick_params(axis="y", labelsize=7)
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=9)
@@ -115,8 +122,8 @@ def write_plots(group: Group, out: Path) -> list[tuple[str, Path]]:
     title = f"{group.model} on {group.hardware}"
     made = _quality_plots(lines, out, title)
     for figure, xlabel, caption, name in (
-        ("tokens_per_s", "tokens/s (median, bars: min–max over seeds)", "Training throughput per method", "tokens_per_s.png"),
-        ("forgetting", "general-text loss after − before (higher = more forgetting)", "Forgetting per method", "forgetting.png"),
+        ("tokens_per_s", "tokens/s (mean; whiskers: 95% t-interval, or min–max for n = 2)", "Training throughput per method", "tokens_per_s.png"),
+        ("forgetting", "general-text loss after − before (mean; higher = more forgetting)", "Forgetting per method", "forgetting.png"),
     ):
         path = _bars(lines, figure, xlabel, f"{caption}\n{title}", out / name)
         if path:

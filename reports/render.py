@@ -1,10 +1,16 @@
-"""Markdown and HTML for the comparison report: the cells of each line, the tables, the page.
+"""Markdown and HTML for the comparison report: the cells of each line, the document, the page.
 
     tunebench report --db DIR --out DIR --format md,html
 
-A cell shows the median over ok runs, with the min–max spread when seeds differ. A missing
-figure is "—" with why: the run's status when no run succeeded (not run, oom, error, timeout),
-"not recorded" when runs succeeded but did not record it. Nothing is estimated or filled in.
+A cell shows the mean over ok runs ± the 95% t-interval half-width (n ≥ 3), the min–max range
+(n = 2) or the single value (n = 1), as ``reports.stats`` says. A missing figure is "—" with why:
+the run's status when no run succeeded (not run, oom, error, timeout), "not recorded" when runs
+succeeded but did not record it. Nothing is estimated or filled in.
+
+The document (``document``) is a list of blocks that ``markdown`` and ``html_page`` both render:
+our measurements per hardware class (CPU, GPU; one subsection per hardware × model, never
+pooled), then the smoke check (random-init models: tables only, no comparisons, no verdicts),
+then the published results, each labelled with its source.
 """
 from __future__ import annotations
 
@@ -13,8 +19,10 @@ import html
 from pathlib import Path
 
 from reports import fmt
+from reports import compare, published
 from reports.claims import Verdict
-from reports.table import Group, Line, Stat, data_needed
+from reports.stats import Stat
+from reports.table import Group, Line, data_needed
 
 COLUMNS = ("method", "stage", "task", "trainable params (% of model)", "peak memory", "tokens/s",
            "wall time", "quality before → after", "forgetting", "data needed", "runs / seeds", "hardware")
@@ -27,13 +35,8 @@ def _missing(line: Line) -> str:
     return f"{fmt.MISSING} (not recorded)"
 
 
-def _stat(stat: Stat | None, f, line: Line) -> str:
-    if stat is None:
-        return _missing(line)
-    text = f(stat.median)
-    if stat.n > 1 and stat.lo != stat.hi:
-        text += f" ({f(stat.lo)}–{f(stat.hi)})"
-    return text
+def _stat(stat: Stat | None, f, line: Line, half=None) -> str:
+    return _missing(line) if stat is None else stat.text(f, half)
 
 
 def cells(line: Line, hardware: str) -> list[str]:
@@ -60,7 +63,7 @@ def cells(line: Line, hardware: str) -> list[str]:
         runs += f" · {line.reason}"
     return [line.label, line.stage, line.task or fmt.MISSING, trainable, memory,
             _stat(fig.get("tokens_per_s"), fmt.rate, line), _stat(fig.get("wall_time_s"), fmt.seconds, line),
-            quality, _stat(fig.get("forgetting"), fmt.signed, line), data_needed(line.row.objective, line.method),
+            quality, _stat(fig.get("forgetting"), fmt.signed, line, fmt.metric), data_needed(line.row.objective, line.method),
             runs, hardware]
 
 
@@ -77,10 +80,78 @@ def group_title(group: Group) -> str:
     return f"{group.model} on {group.hardware}"
 
 
+LEGEND = ("Cells: mean over ok runs ± half-width of the 95% t-interval where n ≥ 3, mean (min–max, n) "
+          "where n = 2, the single value where n = 1 (no interval); peak memory is GPU reserved memory "
+          "where recorded, otherwise the host's peak RSS.")
+
+
 def group_facts(group: Group) -> str:
     return (f"{group.frame.height} records · model parameters {fmt.count(group.model_params)} · "
-            f"devices: {group.devices}. Figures are medians over ok runs (min–max across seeds); "
-            "peak memory is GPU reserved memory where recorded, otherwise the host's peak RSS.")
+            f"devices: {group.devices}. " + LEGEND)
+
+
+SMOKE_NOTE = ("Random-initialised models: these runs prove each method trains, measures and records end "
+              "to end. Their quality, memory and speed say nothing about the methods, so this section "
+              "draws no comparisons and no folklore verdicts.")
+DIFF_NOTE = ("Each method against the best on the task: \"worse\", \"more\" or \"slower\" only where the two "
+             "intervals are apart; \"not distinguishable\" where they overlap or a line has a single run.")
+CLASS_ORDER = ("CPU", "GPU", "unknown hardware")
+
+Parts = list[tuple[Group, list[Verdict] | None, list[tuple[str, Path]]]]
+
+
+def document(parts: Parts, sources: list, header: str) -> list[tuple]:
+    """The report as blocks: ("h", level, text), ("p", text), ("table", header, rows, verdict_col),
+    ("plots", [(caption, path)])."""
+    doc: list[tuple] = [("h", 1, "tunebench: fine-tuning methods compared on measured numbers"), ("p", header)]
+    real = [p for p in parts if not p[0].smoke]
+    for cls in CLASS_ORDER:
+        these = [p for p in real if p[0].hardware_class == cls]
+        if these:
+            doc.append(("h", 2, f"{cls}: our measurements"))
+            for group, verdicts, plots in these:
+                doc += _group_blocks(group, verdicts, plots)
+    smoke = [p for p in parts if p[0].smoke]
+    if smoke:
+        doc += [("h", 2, "Smoke check: random-init models (pipeline only, no verdicts)"), ("p", SMOKE_NOTE)]
+        for group, _verdicts, _plots in smoke:
+            doc += [("h", 3, f"{group_title(group)} ({group.hardware_class})"), ("p", group_facts(group))]
+            doc.append(("table", COLUMNS, [cells(ln, group.hardware) for ln in _ran(group.lines)], None))
+    if sources:
+        doc += [("h", 2, "Published results (others' measurements, not pooled with ours)"),
+                ("p", "Imported with tunebench db import; each table is one source, hardware and model, with "
+                      "the figures as the source states them.")]
+        for src in sources:
+            doc += [("h", 3, f"Published: {src.title}"), ("p", src.facts),
+                    ("table", published.COLUMNS, published.rows(src), None)]
+    return doc
+
+
+def _ran(lines: list[Line]) -> list[Line]:
+    """Lines with at least one run, one per (objective, parameterization, task): a smoke check lists
+    what ran, without the comparison tables' "not run" rows and repeated stages."""
+    seen, out = set(), []
+    for ln in lines:
+        key = (ln.row.objective, ln.method, ln.task)
+        if ln.runs and key not in seen:
+            seen.add(key)
+            out.append(ln)
+    return out
+
+
+def _group_blocks(group: Group, verdicts: list[Verdict], plots) -> list[tuple]:
+    doc = [("h", 3, group_title(group)), ("p", group_facts(group))]
+    for title, lines in sections(group):
+        doc += [("h", 4, title), ("table", COLUMNS, [cells(ln, group.hardware) for ln in lines], None)]
+    tasks = compare.tasks(group.lines)
+    if tasks:
+        doc += [("h", 4, "Differences per task (95% intervals)"), ("p", DIFF_NOTE)]
+        for task in tasks:
+            metric, rows = compare.task_rows(group.lines, task)
+            doc += [("p", f"{task} (quality: {metric or 'not measured'})"), ("table", compare.COLUMNS, rows, None)]
+    doc += [("h", 4, "Folklore vs measured"), ("table", CLAIM_COLUMNS, [_verdict_row(v) for v in verdicts], 2),
+            ("h", 4, "Plots"), ("plots", plots)]
+    return doc
 
 
 def _md_cell(text: str) -> str:
@@ -97,16 +168,20 @@ def _verdict_row(v: Verdict) -> list[str]:
     return [v.claim, v.task or fmt.MISSING, v.verdict, v.evidence]
 
 
-def markdown(groups: list[tuple[Group, list[Verdict], list[tuple[str, Path]]]], out: Path, header: str) -> str:
-    parts = ["# tunebench: fine-tuning methods compared on measured numbers", "", header, ""]
-    for group, verdicts, plots in groups:
-        parts += [f"## {group_title(group)}", "", group_facts(group), ""]
-        for title, lines in sections(group):
-            parts += [f"### {title}", "", _md_table(COLUMNS, [cells(ln, group.hardware) for ln in lines]), ""]
-        parts += ["### Folklore vs measured", "", _md_table(CLAIM_COLUMNS, [_verdict_row(v) for v in verdicts]), ""]
-        parts += ["### Plots", ""]
-        parts += [f"![{caption}]({path.relative_to(out).as_posix()})" for caption, path in plots] or ["No measured figures to plot."]
-        parts.append("")
+def markdown(doc: list[tuple], out: Path) -> str:
+    parts = []
+    for block in doc:
+        kind = block[0]
+        if kind == "h":
+            parts += ["#" * block[1] + " " + block[2], ""]
+        elif kind == "p":
+            parts += [block[1], ""]
+        elif kind == "table":
+            parts += [_md_table(block[1], block[2]) if block[2] else "No records.", ""]
+        elif kind == "plots":
+            parts += [f"![{caption}]({path.relative_to(out).as_posix()})" for caption, path in block[1]] \
+                or ["No measured figures to plot."]
+            parts.append("")
     return "\n".join(parts)
 
 
@@ -125,26 +200,27 @@ def _html_table(header, rows, verdict_col: int | None = None) -> str:
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em;max-width:110em}
 table{border-collapse:collapse;font-size:0.85em;margin-bottom:1.2em}
 th,td{border:1px solid #ccc;padding:0.25em 0.45em;vertical-align:top}th{background:#f2f2f2}
-.v-holds{background:#e3f6e3}.v-doesnt{background:#fbe3e3}.v-not{color:#777}
+.v-holds{background:#e3f6e3}.v-doesnt{background:#fbe3e3}.v-inconclusive{background:#fff6d6}.v-not{color:#777}
 figure{display:inline-block;margin:0.5em}figcaption{font-size:0.85em}"""
 
 
-def html_page(groups: list[tuple[Group, list[Verdict], list[tuple[str, Path]]]], header: str) -> str:
+def html_page(doc: list[tuple]) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>tunebench comparison</title>",
-             f"<style>{STYLE}</style></head><body>",
-             "<h1>tunebench: fine-tuning methods compared on measured numbers</h1>",
-             f"<p>{html.escape(header)}</p>"]
-    for group, verdicts, plots in groups:
-        parts += [f"<h2>{html.escape(group_title(group))}</h2>", f"<p>{html.escape(group_facts(group))}</p>"]
-        for title, lines in sections(group):
-            parts += [f"<h3>{html.escape(title)}</h3>", _html_table(COLUMNS, [cells(ln, group.hardware) for ln in lines])]
-        parts += ["<h3>Folklore vs measured</h3>",
-                  _html_table(CLAIM_COLUMNS, [_verdict_row(v) for v in verdicts], verdict_col=2), "<h3>Plots</h3>"]
-        for caption, path in plots:
-            data = base64.b64encode(path.read_bytes()).decode("ascii")
-            parts.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
-                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-        if not plots:
-            parts.append("<p>No measured figures to plot.</p>")
+             f"<style>{STYLE}</style></head><body>"]
+    for block in doc:
+        kind = block[0]
+        if kind == "h":
+            parts.append(f"<h{block[1]}>{html.escape(block[2])}</h{block[1]}>")
+        elif kind == "p":
+            parts.append(f"<p>{html.escape(block[1])}</p>")
+        elif kind == "table":
+            parts.append(_html_table(block[1], block[2], block[3]) if block[2] else "<p>No records.</p>")
+        elif kind == "plots":
+            for caption, path in block[1]:
+                data = base64.b64encode(path.read_bytes()).decode("ascii")
+                parts.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
+                             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+            if not block[1]:
+                parts.append("<p>No measured figures to plot.</p>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -7,11 +7,12 @@ parameterization), labelled from the method cards; every registered parameteriza
 names gets a row in the section marked ``others``. Records are grouped by hardware × model and
 never mixed across groups.
 Only ``ok`` records give figures; a line without one carries the reason (not run, oom, the
-error text). Figures are the median over seeds with the min–max spread; nothing is filled in.
+error text). Figures are the mean over seeds with a 95% interval (``reports.stats``); nothing is
+filled in. Groups are classed CPU or GPU (never pooled), and groups of the tiny random-init models
+(``bench.models.TINY``) are smoke checks: they prove a method runs, they rank nothing.
 """
 from __future__ import annotations
 
-import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,6 +23,7 @@ import yaml
 
 from common.errors import UserError
 from common.stack import parse_stack_string
+from reports.stats import Stat
 
 ROWS_FILE = Path(__file__).with_name("rows.yaml")
 # Figures summarised per line; "memory" is chosen per line from the columns below.
@@ -44,23 +46,6 @@ class Row:
     objective: str
     methods: tuple[str, ...] | None  # None = any measured parameterization
     after: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Stat:
-    """One figure over the ok runs of a line: median and min–max."""
-
-    median: float
-    lo: float
-    hi: float
-    n: int
-
-    @classmethod
-    def of(cls, values) -> Stat | None:
-        vals = [float(v) for v in values if v is not None]
-        if not vals:
-            return None
-        return cls(statistics.median(vals), min(vals), max(vals), len(vals))
 
 
 @dataclass
@@ -90,10 +75,14 @@ class Line:
     def stage(self) -> str:
         return f"{self.row.objective}:{self.method or '*'}"
 
+    def stat(self, name: str) -> Stat | None:
+        """A figure over seeds (``memory`` included), or None when not measured."""
+        return self.memory if name == "memory" else self.figures.get(name)
+
     def get(self, name: str) -> float | None:
-        """The median of a figure (``memory`` included), or None when not measured."""
-        stat = self.memory if name == "memory" else self.figures.get(name)
-        return stat.median if stat else None
+        """The mean of a figure (``memory`` included), or None when not measured."""
+        stat = self.stat(name)
+        return stat.mean if stat else None
 
 
 @dataclass
@@ -107,6 +96,23 @@ class Group:
     def model_params(self) -> int | None:
         vals = self.frame["model_params"].drop_nulls()
         return int(vals.median()) if len(vals) else None
+
+    @property
+    def smoke(self) -> bool:
+        """Random-init weights: figures show the pipeline runs, not how good a method is."""
+        from bench.models import TINY
+
+        return self.model in TINY
+
+    @property
+    def hardware_class(self) -> str:
+        """"CPU" or "GPU" (from the hardware label and what was measured), else "unknown hardware"."""
+        if self.hardware.startswith("cpu"):
+            return "CPU"
+        gpu = self.frame.filter(pl.col("cuda").is_not_null() | pl.col("peak_reserved_bytes").is_not_null())
+        if gpu.height or "nvidia" in self.hardware.lower() or "gpu" in self.hardware.lower():
+            return "GPU"
+        return "unknown hardware"
 
     @property
     def devices(self) -> str:

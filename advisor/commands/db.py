@@ -63,6 +63,8 @@ def register(sub):
     m.add_argument("sources", nargs="+", type=Path, help="result folders or exported parquet files")
     _db_arg(m)
     m.set_defaults(func=merge)
+    _register_import(s)
+    _register_import_campaign(s)
 
 
 def _db_arg(p):
@@ -254,4 +256,56 @@ def merge(args):
     db = _db(args, must_exist=False)
     added, dupes = merge_into(args.sources, db)
     print(f"merged {added} new records into {db}; {dupes} already present (same run id) skipped")
+    return 0
+
+
+# --- db import: published results (bench/published.py), kept apart from measured runs -------------
+
+def _register_import(s):
+    i = add_command(s, "import", "import published results (a folder with source.json and the raw result files) "
+                                 "as origin=published records with their provenance",
+                    "  tunebench db import reports/published/peft/method_comparison/MetaMathQA "
+                    "--db reports/published/peft-method-comparison/db\n"
+                    "  tunebench db import reports/published/peft/method_comparison/MetaMathQA   # into TUNEBENCH_HOME/db")
+    i.add_argument("folder", type=Path, help="folder holding source.json (repo, commit, license, format, files) "
+                                             "and the result files it lists")
+    _db_arg(i)
+    i.set_defaults(func=import_published)
+
+
+def import_published(args):
+    from bench.published import import_published as run_import
+
+    db = _db(args, must_exist=False)
+    added, present = run_import(args.folder, db)
+    print(f"imported {added} published records into {db}; {present} already present (same run id) skipped")
+    return 0
+
+
+# --- db import-campaign: the GPU campaign's JSON lines (bench/campaign.py) as measured records ---------
+
+def _register_import_campaign(s):
+    c = add_command(s, "import-campaign", "turn a GPU campaign's campaign.jsonl (make gpu-campaign) into result "
+                                          "records; every line is checked first, a bad one imports nothing",
+                    "  tunebench db import-campaign campaign.jsonl   # from an H200: -> reports/reference/h200-campaign/db\n"
+                    "  tunebench db import-campaign campaign.jsonl --db /tmp/campaign-db")
+    c.add_argument("file", type=Path, help="campaign.jsonl written by `make gpu-campaign` (python -m bench.campaign)")
+    c.add_argument("--db", type=Path, help="results folder (default: reports/reference/<gpu>-campaign/db, "
+                                           "e.g. h200-campaign for an NVIDIA H200)")
+    c.set_defaults(func=import_campaign)
+
+
+def import_campaign(args):
+    from bench.campaign_import import import_campaign as run_import
+
+    if not args.file.is_file():
+        raise UserError(f"campaign file {args.file} does not exist (or is not a file)")
+    if args.db is not None and args.db.exists() and not args.db.is_dir():
+        raise UserError(f"--db {args.db} is not a folder")
+    done = run_import(args.file, args.db)
+    by_status = ", ".join(f"{n} {s}" for s, n in sorted(done["statuses"].items())) or "none new"
+    print(f"imported {done['written']} records into {done['db']} ({by_status}); "
+          f"{done['present']} already present (same run id) skipped")
+    for reason, n in sorted(done["skipped"].items()):
+        print(f"  {n} planned runs not measured: {reason}")
     return 0

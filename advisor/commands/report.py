@@ -1,6 +1,7 @@
 """``tunebench report``: comparison tables (md + HTML), folklore verdicts and plots from a results DB.
 
     tunebench report --db reports/reference/cpu-amd-epyc-2c-smollm2-135m/db --out /tmp/r
+    tunebench report --db reports/reference/cpu-amd-epyc-2c-smollm2-135m/db --db reports/published/peft-method-comparison/db --out /tmp/r
 
 The work is in ``reports/report.py``; this file only parses arguments and prints what it wrote.
 """
@@ -9,13 +10,16 @@ from pathlib import Path
 from advisor.cli import add_command
 
 EXAMPLES = """  tunebench report --db ~/.cache/tunebench/db --out /tmp/report
+  tunebench report --db ~/.cache/tunebench/db --db reports/published/peft-method-comparison/db --out /tmp/r   # ours + published
   tunebench report --db results/ --out /tmp/r --hardware "NVIDIA H100 80GB HBM3" --format html
   tunebench report --db results/ --out /tmp/r --task wiki-topics --model smollm2-135m --format md"""
 
 
 def register(sub):
-    p = add_command(sub, "report", "write comparison tables, folklore-vs-measured verdicts and plots from a results DB", EXAMPLES)
-    p.add_argument("--db", required=True, type=Path, help="results directory (one parquet file per run)")
+    p = add_command(sub, "report", "write comparison tables (mean ± 95% interval), folklore-vs-measured verdicts, "
+                                   "plots and published results from results DBs", EXAMPLES)
+    p.add_argument("--db", required=True, type=Path, action="append",
+                   help="results directory (one parquet file per run); repeat to add another, e.g. published results")
     p.add_argument("--out", required=True, type=Path, help="directory to write comparison.md/.html and plots/ into")
     p.add_argument("--hardware", help="only records with this hardware label")
     p.add_argument("--task", help="only records on this task")

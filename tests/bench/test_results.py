@@ -33,7 +33,8 @@ def full_record(i: int = 0, **over) -> dict:
             values[name] = 0.5 + i
         elif isinstance(dtype, pl.Datetime):
             values[name] = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
-    values.update({"status": "ok", "run_id": f"run-{i}", "hyperparams": json.dumps({"lr": 1e-4}), **over})
+    values.update({"status": "ok", "run_id": f"run-{i}", "hyperparams": json.dumps({"lr": 1e-4}), "origin": "published",
+                   "source": json.dumps({"repo": "r", "commit": f"c{i}", "path": "p", "metric": "m"}), **over})
     return values
 
 

@@ -33,9 +33,10 @@ def test_known_numbers_in_the_right_cells(tmp_path):
     full = line_cells(group, "Full FT")
     assert full["trainable params (% of model)"] == "135M (100.0%)"
     assert full["peak memory"] == "4.90 GiB host RSS"
-    assert full["tokens/s"] == "101 (100–102)"
-    assert full["wall time"] == "61.0 s (60.0 s–62.0 s)"
-    assert full["quality before → after"] == "acc: 0.25 → 0.81 (0.8–0.82)"
+    # mean ± t(0.975, 2)·s/√3 = 4.303 · 1 / 1.732 = 2.484 (n = 3)
+    assert full["tokens/s"] == "101 ± 2.48 (n=3)"
+    assert full["wall time"] == "61.0 s ± 2.5 s (n=3)"
+    assert full["quality before → after"] == "acc: 0.25 → 0.81 ± 0.02484 (n=3)"
     assert full["forgetting"] == "+0.3"
     assert full["runs / seeds"] == "3 of 3 ok · seeds 0, 1, 2"
     assert full["hardware"] == "cpu-test-2c"
@@ -44,6 +45,21 @@ def test_known_numbers_in_the_right_cells(tmp_path):
     assert lora["trainable params (% of model)"] == "2.44M (1.82%)"
     assert lora["runs / seeds"] == "1 of 1 ok · seeds 0"
     assert lora["data needed"] == "prompt_completion"  # LoRA needs no more than SFT data
+
+
+def test_two_seeds_show_min_max_with_n():
+    (group,) = groups(frame([sft("lora", seed=0, mem_gib=4.0), sft("lora", seed=1, mem_gib=5.0)]))
+    cells_ = line_cells(group, "LoRA")
+    assert cells_["peak memory"] == "4.50 GiB (4.00 GiB–5.00 GiB, n=2) host RSS"
+    assert cells_["tokens/s"] == "100 (100–101, n=2)"
+
+
+def test_smoke_and_hardware_class():
+    gs = groups(frame([sft("lora"), sft("lora", model="tiny-llama"),
+                       sft("lora", hardware="NVIDIA H100", peak_reserved_bytes=GiB)]))
+    assert [(g.hardware, g.model, g.hardware_class, g.smoke) for g in gs] == [
+        ("NVIDIA H100", "smollm2-135m", "GPU", False), ("cpu-test-2c", "smollm2-135m", "CPU", False),
+        ("cpu-test-2c", "tiny-llama", "CPU", True)]
 
 
 def test_gpu_reserved_memory_preferred_over_host_rss():
