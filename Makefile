@@ -1,4 +1,5 @@
 # tunebench: `make demo` sets everything up and runs the default benchmark; `make test` runs the tests.
+# `make gpu-campaign` measures methods on a GPU into $OUT/campaign.jsonl (DRY=1: tiny shapes on the CPU).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -46,3 +47,11 @@ test-fast: install
 
 clean:
 	rm -rf $(VENV) .tunebench
+
+# The GPU campaign (bench/campaign.py): runs where only torch/transformers/peft are installed, so no
+# install step and no venv needed (.venv's python when there is one). OUT comes from the device tool.
+OUT ?= $(TUNEBENCH_HOME)/campaign
+CAMPAIGN_PY := $(if $(wildcard $(PY)),$(PY),python3)
+.PHONY: gpu-campaign
+gpu-campaign:
+	PYTHONUNBUFFERED=1 $(CAMPAIGN_PY) -m bench.campaign --out "$(OUT)" $(if $(DRY),--dry) $(if $(DEADLINE),--deadline-s $(DEADLINE))
