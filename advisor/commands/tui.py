@@ -1,16 +1,19 @@
-"""``tunebench tui``: the wizard from GPU, budget and task to a launched, monitored, recorded run.
+"""``tunebench tui``: the wizard from GPU, budget, task and your data to a launched, monitored, recorded run.
 
     tunebench tui
     tunebench tui --db /tmp/tb-db
 
-The app lives in ``advisor/tui/`` (app.py, screens/, widgets/, app.tcss, messages.py).
+The Task step reads your data file (format, rows, token lengths feed the estimate); Launch runs
+the recommended stack on it with the estimate's micro-batch and checkpointing (a try-out on a
+standard task is the other choice), and Results shows the launch's estimate next to what was
+measured. The app lives in ``advisor/tui/`` (app.py, screens/, widgets/, app.tcss, messages.py).
 """
 from pathlib import Path
 
 from advisor.cli import add_command
 from common.errors import UserError
 
-EXAMPLES = """  tunebench tui
+EXAMPLES = """  tunebench tui                        # Task step: give your data file (e.g. ~/pairs.jsonl) and a model
   tunebench tui --db ~/tb-db           # read evidence from and record launched runs into this DB
   TUNEBENCH_HOME=/data/tb tunebench tui"""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from advisor.catalogs import gpu, gpus
+from advisor.tui.fmt import gib
 from common.errors import UserError
 
 
@@ -28,9 +29,9 @@ class Detected:
     @property
     def summary(self) -> str:
         if not self.gpus:
-            return f"{self.note}; host memory {self.host_memory_gib:.0f} GiB"
+            return f"{self.note}; host memory {gib(self.host_memory_gib)}"
         names = {g.name for g in self.gpus}
-        return f"{len(self.gpus)}x {', '.join(sorted(names))} ({self.gpus[0].memory_gib:.0f} GiB each)"
+        return f"{len(self.gpus)}x {', '.join(sorted(names))} ({gib(self.gpus[0].memory_gib)} each)"
 
 
 def detect() -> Detected:
@@ -88,4 +89,4 @@ if __name__ == "__main__":
     d = detect()
     print(d.summary)
     for g in d.gpus:
-        print(f"  {g.name}: {g.memory_gib:.1f} GiB -> catalog {catalog_key(g.name) or '(not in catalog)'}")
+        print(f"  {g.name}: {gib(g.memory_gib)} -> catalog {catalog_key(g.name) or '(not in catalog)'}")

@@ -72,3 +72,11 @@ class FilterChanged(Message):
     def __init__(self, text: str):
         super().__init__()
         self.text = text
+
+
+class DataInspected(Message):
+    """The user's data was read in a worker: its DataInfo, or the one-line error; ``key`` = (path, format, model)."""
+
+    def __init__(self, key: tuple, info, error: str | None):
+        super().__init__()
+        self.key, self.info, self.error = key, info, error

@@ -6,6 +6,7 @@ The child (``bench/child.py``: ``python -m bench.entry``, its own process group)
 progress events (``bench/progress.py``) to ``--events FILE`` and its output to ``train.log``;
 ``events``/``log`` read only what is new since the last poll. ``cancel()`` sends SIGTERM to the
 whole group (the child records its stage as 'cancelled'), then SIGKILL after a grace period.
+``estimate.json`` (advisor/tui/estimates.py) keeps the launch's estimate beside it.
 ``settle()`` writes the record a child could not write itself (killed before its signal handler
 was installed, crashed while loading) -- bench's settling, the same as for matrix runs.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from advisor.tui.estimates import write_estimate
 from advisor.tui.plan import LaunchPlan
 from bench.child import GRACE_S, ChildRun
 from bench.events import EventTail, LineTail
@@ -31,10 +33,12 @@ class LogTail(LineTail):
 class TrainProcess:
     """One running plan. ``pid`` is also the process-group id."""
 
-    def __init__(self, plan: LaunchPlan, yaml_text: str, env: dict | None = None):
+    def __init__(self, plan: LaunchPlan, yaml_text: str, env: dict | None = None, estimate: dict | None = None):
         self.plan = plan
         plan.out.mkdir(parents=True, exist_ok=True)
         plan.yaml_path.write_text(yaml_text)
+        if estimate is not None:  # what the Results screen compares the measured run with
+            write_estimate(plan.out, estimate)
         plan.events.unlink(missing_ok=True)
         self.log_path = plan.out / "train.log"
         self.child = ChildRun(plan.train_args(), spec=StackSpec(**plan.spec()), run_id=plan.run_id, db=plan.db,

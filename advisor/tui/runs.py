@@ -13,18 +13,31 @@ import sys
 
 import polars as pl
 
-# (column, header) shown in the table; peak_mib is derived (device reserved, else host RSS).
-COLUMNS = (("run_id", "run"), ("created_at", "created"), ("stack", "stack"), ("model", "model"), ("task", "task"),
-           ("hardware", "hardware"), ("status", "status"), ("train_loss", "loss"), ("eval_loss", "eval"),
-           ("tokens_per_s", "tok/s"), ("peak_mib", "peak MiB"), ("wall_time_s", "wall s"))
+from advisor.tui.fmt import count, gib, seconds
+from reports.fmt import nbytes, share
+
+# (column, header) shown in the table. Derived: peak_gib (device reserved, else host RSS), train_s
+# (median step time x steps), and the launch's estimates of both (advisor/tui/estimates.py).
+# Estimate next to measured comes first after status, so an 80-column terminal shows both.
+COLUMNS = (("run_id", "run"), ("stack", "stack"), ("model", "model"), ("status", "status"), ("peak_gib", "peak GiB"),
+           ("est_peak_gib", "est GiB"), ("train_s", "train"), ("est_train_s", "est train"), ("task", "task"),
+           ("hardware", "hardware"), ("train_loss", "loss"), ("eval_loss", "eval"), ("tokens_per_s", "tok/s"),
+           ("wall_time_s", "wall"), ("created_at", "created"))
+GIB_COLUMNS = ("peak_gib", "est_peak_gib")
+TIME_COLUMNS = ("train_s", "est_train_s", "wall_time_s", "step_time_s")
+PEOPLE = {"trainable_params": count, "total_params": count, "model_params": count, "trainable_share": share,
+          "adapter_bytes": nbytes}
 SEARCHED = ("run_id", "stack", "model", "task", "status", "hardware")
 REPORT_FILTERS = ("hardware", "task", "model")
 TERM = re.compile(r"^([a-z_]+)(=|>|<)(.+)$")
 
 
 def with_derived(df: pl.DataFrame) -> pl.DataFrame:
+    """Measured peak GiB and training seconds; estimate columns empty until ``estimates.with_estimates``."""
     peak = pl.coalesce(pl.col("peak_reserved_bytes"), pl.col("peak_rss_bytes"))
-    return df.with_columns((peak / 2**20).alias("peak_mib"))
+    none = pl.lit(None, pl.Float64)
+    return df.with_columns((peak / 2**30).alias("peak_gib"), (pl.col("step_time_s") * pl.col("steps")).alias("train_s"),
+                           none.alias("est_peak_gib"), none.alias("est_train_s"))
 
 
 def filter_runs(df: pl.DataFrame, text: str) -> tuple[pl.DataFrame, str | None]:
@@ -70,6 +83,12 @@ def report_filters(text: str) -> dict[str, str]:
 def cell(value, column: str) -> str:
     if value is None:
         return "-"
+    if column in GIB_COLUMNS:
+        return gib(value, unit=False)
+    if column in TIME_COLUMNS:
+        return seconds(value)
+    if column in PEOPLE:
+        return PEOPLE[column](value)
     if column == "created_at":
         return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, float):
@@ -78,7 +97,8 @@ def cell(value, column: str) -> str:
 
 
 COMPARE_ROWS = ("run_id", "stack", "stage", "model", "task", "hardware", "status", "seed", "trainable_params",
-                "trainable_share", "adapter_bytes", "peak_mib", "tokens_per_s", "step_time_s", "wall_time_s", "steps",
+                "trainable_share", "adapter_bytes", "peak_gib", "est_peak_gib", "train_s", "est_train_s",
+                "tokens_per_s", "step_time_s", "wall_time_s", "steps",
                 "train_loss", "eval_loss", "metric_name", "metric_before", "metric_after", "forgetting", "error")
 
 
@@ -93,5 +113,7 @@ def comparison(df: pl.DataFrame, run_ids: list[str]) -> list[tuple[str, list[str
 if __name__ == "__main__":
     from bench.results import read_runs
 
-    frame, err = filter_runs(with_derived(read_runs(sys.argv[1])), " ".join(sys.argv[2:]))
+    from advisor.tui.estimates import with_estimates
+
+    frame, err = filter_runs(with_estimates(with_derived(read_runs(sys.argv[1]))), " ".join(sys.argv[2:]))
     print(err or frame.select([c for c, _ in COLUMNS]))

@@ -7,13 +7,14 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import Static
 
+from advisor.tui.fmt import number, usd
 from advisor.tui.plan import parse_number
 from advisor.tui.screens.base import WizardScreen
 from advisor.tui.widgets.field import Field
 
 
 def _num(v) -> str:
-    return "" if v is None else f"{v:g}"
+    return number(v)
 
 
 class BudgetScreen(WizardScreen):
@@ -27,8 +28,8 @@ class BudgetScreen(WizardScreen):
                     id="hours")
         yield Field("Dollars", lambda t: parse_number(t, "dollars", allow_empty=True), _num(i.budget_usd),
                     id="usd")
-        yield Field("$ per GPU-hour", lambda t: parse_number(t, "$ per hour"), f"{i.usd_per_hour:g}",
-                    hint=f"catalog price for {g.key}: ${g.usd_per_hour:.2f}/h; cost = hours × GPUs × $/h",
+        yield Field("$ per GPU-hour", lambda t: parse_number(t, "$ per hour"), number(i.usd_per_hour),
+                    hint=f"catalog price for {g.key}: {usd(g.usd_per_hour)}/h; cost = hours × GPUs × $/h",
                     id="rate")
 
     def save(self) -> None:

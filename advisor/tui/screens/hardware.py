@@ -9,6 +9,7 @@ from textual.containers import Horizontal
 from textual.widgets import Input, Label, Select, Static
 
 from advisor.catalogs import gpu
+from advisor.tui.fmt import number
 from advisor.tui.plan import gpu_options, parse_number
 from advisor.tui.screens.base import WizardScreen
 from advisor.tui.widgets.field import Field
@@ -29,7 +30,7 @@ class HardwareScreen(WizardScreen):
         yield Field("GPU count", lambda t: parse_number(t, "GPU count", integer=True, minimum=1), str(i.num_gpus),
                     id="count")
         yield Field("Memory per GPU (GiB)", lambda t: parse_number(t, "memory", minimum=0, strict_min=True),
-                    f"{i.memory_gib:g}", hint="prefilled from the catalog (host RAM for CPU); edit for your card",
+                    number(i.memory_gib), hint="prefilled from the catalog (host RAM for CPU); edit for your card",
                     id="memory")
 
     def on_select_changed(self, event: Select.Changed) -> None:
@@ -38,7 +39,7 @@ class HardwareScreen(WizardScreen):
             return
         g = gpu(event.value)
         memory = self.app.detected.host_memory_gib if g.is_cpu else g.memory_gib
-        self.query_one("#memory-input", Input).value = f"{memory:g}"
+        self.query_one("#memory-input", Input).value = number(memory)
 
     def save(self) -> None:
         i = self.app.inputs

@@ -23,15 +23,17 @@ class ProgressScreen(WizardScreen):
     BINDINGS = [Binding("c", "cancel", "Cancel run"), Binding("r", "results", "Results"),
                 Binding("ctrl+n", "results", "Next", priority=True), Binding("escape", "back", "Back")]
 
-    def __init__(self, source, title: str = "", live: bool = True):
+    def __init__(self, source, title: str = "", live: bool = True, estimate: str = ""):
         super().__init__()
-        self.source, self.run_title, self.live = source, title, live
+        self.source, self.run_title, self.live, self.estimate = source, title, live, estimate
         self.losses: list[float] = []
         self.exited: TrainExited | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(f"[b]{self.run_title}[/b]", id="run-title")
+        if self.estimate:  # what the launch expected, to read the live figures against
+            yield Static(self.estimate, id="run-estimate")
         yield ProgressStats(id="stats")
         yield ProgressBar(total=None, show_eta=False, id="bar")
         yield Static("loss", classes="hint")

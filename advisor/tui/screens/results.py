@@ -5,7 +5,8 @@
 Keys: ``/`` filter (``task=smoke status=ok lora wall_time_s>10``), ``s`` sort by the next column
 (``S`` reverses; clicking a header sorts by it), space select, ``c`` compare the selected runs side by side, ``r`` write
 and open the comparison report for the filter, Enter replays a run's progress when its folder has
-events, F5 reloads.
+events, F5 reloads. Runs the wizard launched show the launch's estimate next to what was measured
+(``est GiB`` vs ``peak GiB``, ``est train`` vs ``train``: advisor/tui/estimates.py).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
+from advisor.tui.estimates import with_estimates
 from advisor.tui.messages import FilterChanged
 from advisor.tui.runs import COLUMNS, cell, filter_runs, sort_runs, with_derived
 from advisor.tui.screens.base import WizardScreen
@@ -69,7 +71,7 @@ class ResultsScreen(WizardScreen):
         self.damaged = []
         # Damaged files are listed in the status line: stderr would scribble over the screen.
         frame = read_runs(self.app.db_dir, on_damaged=lambda p, m: self.damaged.append(p.name))
-        self.frame = with_derived(frame)
+        self.frame = with_estimates(with_derived(frame))
         self.refill()
 
     def shown(self) -> pl.DataFrame:

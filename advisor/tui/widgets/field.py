@@ -57,10 +57,14 @@ class Field(Vertical):
         return self.query_one(Input).value
 
     def recheck(self) -> None:
+        before = (self.value, self.error)
         self.value, self.error = self.check(self.text)
         self.set_class(self.error is not None, "-invalid")
         self.query_one(".field-error", Static).update(self.error or "")
-        self.post_message(FieldChecked(self.id or "", self.value, self.error))
+        # Only a change is news: Next re-checks every field, and an unchanged one must not clear
+        # the screen's status line or regenerate what the user edited.
+        if (self.value, self.error) != before:
+            self.post_message(FieldChecked(self.id or "", self.value, self.error))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()

@@ -11,12 +11,13 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Select, Static
 
+from advisor.tui.fmt import number
 from advisor.tui.messages import InputsChanged
 from advisor.tui.plan import Inputs, goal_options, gpu_options, parse_number
 
 
 def _num(v) -> str:
-    return "" if v is None else f"{v:g}"
+    return number(v)
 
 
 class InputsBar(Vertical):

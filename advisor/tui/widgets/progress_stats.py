@@ -7,12 +7,7 @@ from __future__ import annotations
 from rich.table import Table
 from textual.widgets import Static
 
-
-def _eta(seconds) -> str:
-    if seconds is None:
-        return "-"
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+from advisor.tui.fmt import gib_bytes, seconds
 
 
 class ProgressStats(Static):
@@ -50,9 +45,9 @@ class ProgressStats(Static):
         steps = f"{s['step']}/{s['max_steps']}" if s["max_steps"] else str(s["step"])
         loss = "-" if s["loss"] is None else f"{s['loss']:.4f}"
         tps = "-" if s["tokens_per_s"] is None else f"{s['tokens_per_s']:,.0f}"
-        mem = "-" if s["rss_bytes"] is None else f"{s['rss_bytes'] / 2**30:.2f} GiB RSS"
+        mem = "-" if s["rss_bytes"] is None else f"{gib_bytes(s['rss_bytes'])} RSS"
         t.add_row("stage", str(s["stage"]), "step", steps)
         t.add_row("loss", loss, "tokens/s", tps)
-        t.add_row("memory", mem, "ETA", _eta(s["eta_s"]))
+        t.add_row("memory", mem, "ETA", seconds(s["eta_s"]))
         t.add_row("status", str(s["status"]), "", "")
         self.update(t)

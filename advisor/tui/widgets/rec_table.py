@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from textual.widgets import DataTable
 
+from advisor.tui.fmt import hours, usd
 from advisor.tui.messages import RecommendationHighlighted
 from advisor.tui.widgets.memory_bar import memory_bar
 
@@ -16,14 +17,13 @@ from advisor.tui.widgets.memory_bar import memory_bar
 class RecommendationTable(DataTable):
     def on_mount(self) -> None:
         self.cursor_type = "row"
-        self.add_columns("#", "stack", "model", "peak memory (GiB)", "hours", "cost")
+        self.add_columns("#", "stack", "model", "peak memory (GiB)", "time", "cost")
 
     def show(self, recs: list[dict], capacity_gib: float) -> None:
         self.clear()
         for i, r in enumerate(recs, 1):
-            hours = "-" if r["hours"] is None else f"{r['hours']:.1f}"
-            cost = "-" if r["cost_usd"] is None else f"${r['cost_usd']:.2f}"
-            self.add_row(str(i), r["stack"], r["model"], memory_bar(r["peak_gib"], capacity_gib), hours, cost,
+            self.add_row(str(i), r["stack"], r["model"], memory_bar(r["peak_gib"], capacity_gib), hours(r["hours"]),
+                         usd(r["cost_usd"]),
                          key=str(i - 1))
         if recs:
             self.move_cursor(row=0)

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tui_records import NO_GPU, RECORDED_RUN, seed_db
+from tui_records import NO_GPU, RECORDED_RUN, seed_db, seed_launched
 
 from advisor.tui.app import make_app
 
@@ -76,3 +76,15 @@ SCREENS = {
 @pytest.mark.parametrize("screen", SCREENS)
 def test_screen_snapshot(snap_root, snap_compare, screen, size):
     assert snap_compare(new_app(), terminal_size=SIZES[size], run_before=SCREENS[screen])
+
+
+def test_results_show_estimate_next_to_measured(snap_compare):
+    """A run the wizard launched: est GiB / est train beside the measured peak GiB / train (1.9 vs 2.4 GiB)."""
+    root = ROOT.with_name(ROOT.name + "-launched")  # fixed: the DB path shows in the status line
+    shutil.rmtree(root, ignore_errors=True)
+    db = seed_launched(root)
+    app = make_app(db, hardware=NO_GPU, runs_dir=root / "runs", reports_dir=root / "reports", run_name=lambda: "x")
+    try:
+        assert snap_compare(app, terminal_size=(150, 12), run_before=keys_then_settle("ctrl+r"))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

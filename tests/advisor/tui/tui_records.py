@@ -58,3 +58,23 @@ def group_members(pgid: int) -> list[int]:
         if fields[0] != "Z" and int(fields[2]) == pgid:
             out.append(int(entry))
     return out
+
+
+def seed_launched(root: Path) -> Path:
+    """A DB holding one run the wizard launched on user data, with the estimate.json it saved (fixed numbers
+    from a real 2-step smollm2-135m sft:lora run on a 50-row JSONL); returns the DB folder."""
+    import json
+
+    out = root / "runs" / "tui-launched"
+    (out / "stage0-sft-lora").mkdir(parents=True, exist_ok=True)
+    (out / "estimate.json").write_text(json.dumps({"run_id": "tui-launched", "gpu": "cpu", "num_gpus": 1, "stages": [
+        {"index": 0, "stage": "sft:lora", "precision": "fp32", "micro_batch": 4, "grad_ckpt": False, "seq_len": 48,
+         "steps": 2, "tokens": 176, "peak_gib": 1.943, "reserved_gib": 0.943, "hours": 0.00037}]}))
+    db = root / "db"
+    write_record(db, new_record(
+        run_id="tui-launched-0", stack="sft:lora", stage="sft:lora", stage_index=0, objective="sft", method="lora",
+        model="smollm2-135m", task="data:pairs.jsonl@e886858c", hardware="cpu-test-2c", device_name="Test CPU",
+        device_count=1, seed=0, status="ok", steps=2, train_loss=0.72, eval_loss=0.54, tokens_per_s=116.0,
+        step_time_s=1.65, peak_rss_bytes=2_627_317_760, wall_time_s=48.5, output_dir=str(out / "stage0-sft-lora"),
+        created_at=dt.datetime(2026, 1, 2, 9, 0, tzinfo=dt.timezone.utc)))
+    return db
