@@ -21,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def package_versions() -> dict[str, str | None]:
+    # Like bench.metrics.package_versions, which the campaign cannot import (psutil is not on the device).
     out = {}
     for name in PACKAGES:
         try:

@@ -22,7 +22,7 @@ from reports import fmt
 from reports import compare, published
 from reports.claims import Verdict
 from reports.stats import Stat
-from reports.table import Group, Line, data_needed
+from reports.table import Group, Line, data_needed, distinct
 
 COLUMNS = ("method", "stage", "task", "trainable params (% of model)", "peak memory", "tokens/s",
            "wall time", "quality before → after", "forgetting", "data needed", "runs / seeds", "hardware")
@@ -116,7 +116,7 @@ def document(parts: Parts, sources: list, header: str) -> list[tuple]:
         doc += [("h", 2, "Smoke check: random-init models (pipeline only, no verdicts)"), ("p", SMOKE_NOTE)]
         for group, _verdicts, _plots in smoke:
             doc += [("h", 3, f"{group_title(group)} ({group.hardware_class})"), ("p", group_facts(group))]
-            doc.append(("table", COLUMNS, [cells(ln, group.hardware) for ln in _ran(group.lines)], None))
+            doc.append(("table", COLUMNS, [cells(ln, group.hardware) for ln in distinct(group.lines, ran=True)], None))
     if sources:
         doc += [("h", 2, "Published results (others' measurements, not pooled with ours)"),
                 ("p", "Imported with tunebench db import; each table is one source, hardware and model, with "
@@ -125,18 +125,6 @@ def document(parts: Parts, sources: list, header: str) -> list[tuple]:
             doc += [("h", 3, f"Published: {src.title}"), ("p", src.facts),
                     ("table", published.COLUMNS, published.rows(src), None)]
     return doc
-
-
-def _ran(lines: list[Line]) -> list[Line]:
-    """Lines with at least one run, one per (objective, parameterization, task): a smoke check lists
-    what ran, without the comparison tables' "not run" rows and repeated stages."""
-    seen, out = set(), []
-    for ln in lines:
-        key = (ln.row.objective, ln.method, ln.task)
-        if ln.runs and key not in seen:
-            seen.add(key)
-            out.append(ln)
-    return out
 
 
 def _group_blocks(group: Group, verdicts: list[Verdict], plots) -> list[tuple]:

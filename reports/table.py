@@ -222,13 +222,14 @@ def build_lines(frame: pl.DataFrame, rows: tuple[Row, ...] | None = None) -> lis
     return lines
 
 
-def distinct(lines: list[Line]) -> list[Line]:
-    """Lines with figures, one per (objective, parameterization, task): rows that repeat a stage
-    (SFT (lora) and LoRA, Quantized FT (qlora) and QLoRA) collapse to the first."""
+def distinct(lines: list[Line], ran: bool = False) -> list[Line]:
+    """Lines with figures (``ran``: with at least one run, ok or not), one per (objective,
+    parameterization, task): rows that repeat a stage (SFT (lora) and LoRA, Quantized FT (qlora)
+    and QLoRA) collapse to the first."""
     seen, out = set(), []
     for ln in lines:
         key = (ln.row.objective, ln.method, ln.task)
-        if ln.ok and key not in seen:
+        if (ln.runs if ran else ln.ok) and key not in seen:
             seen.add(key)
             out.append(ln)
     return out
