@@ -157,6 +157,11 @@ def calibrate(db_dir: Path, out: Path = CALIBRATION) -> dict:
         "constants": fitted,
         "held_out_error": {"before": before, "after": after},
         "held_out_run_ids": [r[0] for r in test],
+        # what each constant was fitted on (calibration hygiene: tracer output, this project's own
+        # measurements, peft method_comparison result files; never other published tables)
+        "fitted_on": {**old.get("fitted_on", {}),
+                      **{k: f"measured GPU runs in {db_dir} ({len(train)} runs)" for k in fitted
+                         if fitted.get(k) != base.get(k)}},
     }
     out.write_text(json.dumps(doc, indent=2) + "\n")
     constants.cache_clear()

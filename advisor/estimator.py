@@ -8,7 +8,16 @@ parameters' gradients and optimizer states, the tensors autograd keeps per token
 depend on what trains: a frozen linear keeps no input, an fp32 adapter keeps an fp32 copy of
 its input), the logits (bf16 logits + fp32 upcast, log-softmax and their gradients), the
 objective's extra models and rollouts, and the CUDA context. The few constants that cannot be
-derived live in ``advisor/calibration.json`` (``tunebench estimate calibrate`` refits them).
+derived live in ``advisor/calibration.json`` (``tunebench estimate calibrate`` refits them;
+``fitted_on`` there says what each was fitted on).
+
+Mechanisms read off the tracer (bench/trace.py, which runs the real step on fake tensors and is
+scored against this estimator by ``tunebench estimate trace-grid``): fp32 master weights
+(``master_weights``: 4-byte weights and states, and autocast's bf16 copy of every linear weight kept
+for the backward), bnb's NF4 storage and prepare_model_for_kbit_training's fp32 upcast, TRL's fused
+LM head (``lm_head="fused"``; DPO/KTO/GRPO always), the reference as a deep copy for
+parameterizations peft does not apply, a rollout's KV cache freed before the training forward, and
+tunebench's PPO (a separate reward model, a value head on the policy).
 
 What a method is comes from its card (methods/card.py), never from its name: the parameterization's
 ``memory`` traits (trainable count, base storage, kept layers, per-token and per-layer terms, extra
@@ -41,7 +50,14 @@ CALIBRATION = Path(__file__).parent / "calibration.json"
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 OPTIMIZERS = {"adamw": None, "adamw8bit": 2.0, "paged_adamw8bit": 2.0, "sgd": 0.0}
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # 4-bit codes + 8-bit absmax per 64 + fp32 per 256 absmax (double quant)
-DEFAULTS = {"activation_scale": 1.0, "logits_scale": 1.0, "alloc_overhead": 0.0,
+# Objectives whose trainer computes the next-token loss through TRL's fused, tiled LM head.
+FUSED_HEAD_FAMILIES = ("pretraining", "supervised", "distillation")
+# TRL 1.16's DPOTrainer, KTOTrainer and GRPOTrainer score log-probs through the same fused head
+# (their __init__ calls add_fused_lm_head); CPO/SimPO and ORPO (trl.experimental) build full logits,
+# as does tunebench's own PPO loop. Which TRL trainer an objective runs is not on its card yet.
+FUSED_HEAD_OBJECTIVES = ("dpo", "ipo", "rlaif", "kto", "grpo")
+FUSED_TILE_TOKENS, FUSED_TILE_VOCAB = 4096, 32768  # trl/kernels TOKEN_CHUNK_SIZE, _CHUNKED_LOGPROB_CHUNK_SIZE
+DEFAULTS = {"fused_tile_bytes": 24.0, "activation_scale": 1.0, "logits_scale": 1.0, "alloc_overhead": 0.0,
             "cuda_context_gib": 0.5, "mfu": 0.35, "cpu_runtime_gib": 1.0}
 # Adapter-target presets for --targets (or a comma list of module names).
 TARGETS = {
@@ -96,6 +112,11 @@ class Request:
     adapter_fp32: bool = True  # PEFT keeps adapters in fp32 on a bf16/fp16 base (autocast_adapter_dtype)
     amp: bool = True           # Trainer/TRL bf16 autocast: adapter matmuls run on a bf16 copy of their input
     method_cfg: dict | None = None
+    master_weights: bool = False  # fp32 master weights + fp32 optimizer states, bf16 compute (16 B/param)
+    # Next-token loss of the SFT-family objectives: "full" = the model's own cross-entropy over full
+    # logits (HF Trainer, plain PyTorch loops, peft's method_comparison); "fused" = TRL's fused tiled
+    # LM head (TRL SFTTrainer; what `tunebench train` runs on GPU, methods/_trl.py).
+    lm_head: str = "full"
 
 
 @dataclass
@@ -200,6 +221,41 @@ def _weights_bytes(s: Shape, base: str, e: int) -> float:
     return s.params() * e
 
 
+# NF4 as tunebench's qlora stores it (methods/_quant.py: no double quantization): 4-bit codes + an
+# fp32 absmax per 64-block; prepare_model_for_kbit_training upcasts every non-quantized parameter
+# (embeddings, head, norms) to fp32. Read off the tracer (bench/trace.py), which builds bnb's own layers.
+NF4_STORED = 0.5 + 4 / 64
+
+
+def _stored_weights(st: "_Stage", s: Shape | None = None) -> float:
+    """Bytes of a model's weights as the run stores them (the policy's shape unless ``s``)."""
+    s = s or st.s
+    base = st.par.memory.base
+    if base == "nf4":
+        return s.linear_params() * NF4_STORED + (s.params() - s.linear_params()) * 4
+    if base == "int8":
+        return s.linear_params() * (1 + 4 / s.hidden) + (s.params() - s.linear_params()) * 4
+    return s.params() * st.w
+
+
+def _autocast_copies(st: "_Stage", layers: int) -> float:
+    """Autocast casts every fp32 linear weight to bf16 for its matmul and autograd keeps that copy
+    for the input gradient (frozen weights are re-cast per op; trained leaves hit the cast cache,
+    which also lives until the step ends): 2 bytes per linear parameter of each layer whose
+    activations are kept. Measured in the tracer's fp32-master runs (mixed precision)."""
+    if not st.req.master_weights or st.par.memory.base != "dense":
+        return 0.0
+    return 2.0 * layers * (st.s.linear_params() / st.s.layers)
+
+
+def _peft_backed(name: str) -> bool:
+    """The parameterization is applied through peft (methods/_peft.py): a PeftModel whose
+    adapters TRL disables to get the reference, instead of a frozen deep copy."""
+    from methods.registry import PARAMETERIZATIONS
+
+    return PARAMETERIZATIONS[name].apply.__module__ == "methods._peft"
+
+
 def _per_token_layer(req: Request, card: ParamCard, cfg: BaseModel, e: int, attended: int) -> float:
     """Bytes autograd keeps per token in one transformer layer."""
     s = req.shape
@@ -231,6 +287,8 @@ def _check_numbers(req: Request) -> None:
         value = getattr(req, name)
         if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if req.lm_head not in ("full", "fused"):
+        raise UserError(f"--lm-head must be full or fused, got {req.lm_head}")
     if req.zero_stage not in (0, 1, 2, 3):
         raise UserError(f"--zero-stage must be 0, 1, 2 or 3, got {req.zero_stage}")
 
@@ -247,6 +305,7 @@ class _Stage:
     notes: list[str]
     precision: str
     e: int            # bytes per element of the compute dtype
+    w: int            # bytes per stored (dense) weight: 4 with fp32 master weights, else e
     p_bytes: int      # bytes per trained parameter (adapters may stay fp32 on a bf16 base)
     n_train: int
     tokens: int       # tokens trained together in one micro-batch (all sequences)
@@ -282,10 +341,17 @@ def _resolve(req: Request, consts: dict | None) -> _Stage:
         precision = "fp32"
         notes.append("CPU trains in fp32 (bf16 is ~11x slower on CPUs without AMX)")
     e = DTYPE_BYTES[precision]
-    adapter_fp32 = req.adapter_fp32 and e < 4
+    w = 4 if req.master_weights else e
+    if req.master_weights:
+        notes.append("fp32 master weights and optimizer states, bf16 autocast compute (16 B per trained parameter)")
+    # peft keeps adapters in fp32 on a bf16 base (autocast_adapter_dtype); tunebench's own
+    # bottleneck adapters take the model's dtype
+    adapter_fp32 = req.adapter_fp32 and e < 4 and _peft_backed(par.name)
     seq = req.seq_len + par.memory.extra_tokens(cfg)
+    if obj.memory.generates:  # the policy trains on prompt + generated completion
+        seq += req.gen_len
     return _Stage(req=req, par=par, obj=obj, cfg=cfg, c={**constants(), **(consts or {})}, notes=notes,
-                  precision=precision, e=e, p_bytes=e if par.memory.in_base else (4 if adapter_fp32 else e),
+                  precision=precision, e=e, w=w, p_bytes=w if par.memory.in_base else (4 if adapter_fp32 else e),
                   n_train=trainable_params(req, par, cfg), tokens=req.micro_batch * obj.memory.sequences * seq,
                   attended=seq + par.memory.extra_attended(cfg), cpu=cpu)
 
@@ -299,15 +365,28 @@ def _policy_parts(st: _Stage) -> dict[str, float]:
     fixed = mem.layer_fixed(s, st.cfg)
     if st.req.grad_ckpt:
         # Only each layer's input survives; one layer is recomputed at a time in the backward.
-        acts = st.tokens * (kept_layers * st.e * s.hidden + per_layer) + fixed
+        acts = st.tokens * (kept_layers * st.e * s.hidden + per_layer) + fixed + _autocast_copies(st, 1)
     else:
-        acts = st.tokens * kept_layers * per_layer + fixed * kept_layers
+        acts = st.tokens * kept_layers * per_layer + fixed * kept_layers + _autocast_copies(st, kept_layers)
     if st.obj.head == "seq_cls":
         logits = st.tokens * s.hidden * st.e
+    elif st.obj.family in FUSED_HEAD_FAMILIES and st.req.lm_head == "full":
+        logits = st.tokens * s.vocab * (st.e + 12) * c["logits_scale"]  # bf16 logits + fp32 upcast, log-softmax, grads
+    elif st.obj.family in FUSED_HEAD_FAMILIES or st.obj.name in FUSED_HEAD_OBJECTIVES:
+        # TRL's fused LM head (trl/kernels/chunked_logprob.py): no full logits; the projection runs
+        # on one (4096 tokens x 32768 vocab) buffer at a time, and the backward builds the hidden
+        # states' gradient in fp32. fused_tile_bytes: bytes per tile element, with the fold's temporaries.
+        tile = min(st.tokens, FUSED_TILE_TOKENS) * min(s.vocab, FUSED_TILE_VOCAB)
+        logits = tile * c["fused_tile_bytes"] + st.tokens * s.hidden * 4
     else:
-        logits = st.tokens * s.vocab * (st.e + 12) * c["logits_scale"]
+        # full logits in the compute dtype, and TRL's selective_log_softmax: a bf16 row-by-row
+        # log-softmax kept for the backward (another copy), fp32 via logsumexp (no second copy)
+        scored = st.tokens
+        # (under autocast the log-softmax runs in fp32: a bf16 logit + an fp32 log-prob per element)
+        per = (st.e + 4) if st.req.master_weights else (2 * st.e if st.e == 2 else st.e)
+        logits = scored * s.vocab * per * c["logits_scale"]
     return {
-        "weights": _weights_bytes(s, mem.base, st.e),
+        "weights": _stored_weights(st),
         # frozen tensors the method adds count here too (VeRA's shared projections)
         "adapter": (0.0 if st.in_base else st.n_train * st.p_bytes) + mem.frozen_extra(s, st.cfg),
         "optimizer": st.n_train * (2 * st.p_bytes if state is None else state),
@@ -315,7 +394,7 @@ def _policy_parts(st: _Stage) -> dict[str, float]:
         "acts": acts * c["activation_scale"],
         "acts_one_model": st.tokens * kept_layers * per_layer * c["activation_scale"],
         "logits": logits,
-        "head_grad": s.vocab * s.hidden * st.e if _head_trains(st.par, s, st.cfg, st.n_train) else 0.0,
+        "head_grad": s.vocab * s.hidden * st.w if _head_trains(st.par, s, st.cfg, st.n_train) else 0.0,
     }
 
 
@@ -323,15 +402,15 @@ def _extra_models(st: _Stage, parts: dict[str, float]) -> dict[str, float]:
     """The objective's other models (from its card's needs) and its rollouts' KV cache."""
     s, e, req, obj = st.s, st.e, st.req, st.obj
     extras: dict[str, float] = {}
-    frozen_copy = _weights_bytes(s, st.par.memory.base, e)
-    if "reference" in obj.needs and not req.precompute_ref:
-        if st.in_base:
+    frozen_copy = _stored_weights(st)
+    if "reference" in obj.needs and not req.precompute_ref and not _grpo_without_kl(obj):
+        if not _peft_backed(st.par.name):  # TRL deep-copies a plain model as its reference
             extras["reference_model"] = frozen_copy
         else:
             st.notes.append("reference = the same base with adapters disabled (no extra copy)")
     if "teacher" in obj.needs:
         t = req.teacher or s
-        extras["teacher_model"] = _weights_bytes(t, "dense", e)
+        extras["teacher_model"] = t.params() * st.w
         extras["teacher_logits"] = st.tokens * t.vocab * (e + 4)
         if req.teacher is None:
             st.notes.append("teacher defaults to a model of the student's shape; pass --teacher for a bigger one")
@@ -342,13 +421,15 @@ def _extra_models(st: _Stage, parts: dict[str, float]) -> dict[str, float]:
             st.notes.append(f"{obj.label}: micro-batch counts completions ({req.generations} per prompt); "
                             "KV cache for generation")
     if "value_model" in obj.needs:
-        extras["reward_model"] = frozen_copy
-        value_base = frozen_copy if not st.in_base else parts["weights"]
-        extras["value_model"] = value_base + parts["grads"] + parts["optimizer"]
-        parts["acts"] += parts["acts_one_model"]  # the value network backprops too
-        if st.in_base:
-            extras["reference_model"] = frozen_copy
+        # methods/_ppo.py: a separate scalar-head reward model; the value is a linear head on the
+        # policy's last hidden state (its weights are negligible, its backward is the policy's own).
+        extras["reward_model"] = s.params() * st.w
     return extras
+
+
+def _grpo_without_kl(obj) -> bool:
+    """GRPO with TRL's default beta=0 keeps no reference model."""
+    return "beta" in obj.settings.model_fields and obj.memory.generates and obj.settings().beta == 0
 
 
 def _shard(st: _Stage, parts: dict[str, float], extras: dict[str, float]) -> None:
@@ -360,7 +441,7 @@ def _shard(st: _Stage, parts: dict[str, float], extras: dict[str, float]) -> Non
         parts["grads"] /= n
         parts["head_grad"] /= n  # gradients are reduce-scattered into shards as the backward produces them
     if zero >= 3:
-        parts["weights"] = parts["weights"] / n + st.s.layer_params() * st.e
+        parts["weights"] = parts["weights"] / n + st.s.layer_params() * st.w
         parts["adapter"] /= n
         for k in ("reference_model", "teacher_model", "reward_model", "value_model"):
             if k in extras:
@@ -379,6 +460,12 @@ def _breakdown(st: _Stage, parts: dict[str, float], extras: dict[str, float]) ->
     else:
         phase = {"gradients": parts["grads"], "optimizer_step_temporaries": step_temps, "activations": 0.0,
                  "logits": 0.0}
+    kv = extras.get("generation_kv_cache", 0.0)
+    if kv and kv < max(backward, step):
+        # rollouts are generated before the training forward: the cache is gone by the backward
+        extras = {k: v for k, v in extras.items() if k != "generation_kv_cache"}
+    elif kv:
+        phase = {"gradients": 0.0, "activations": 0.0, "logits": 0.0}
     breakdown = {"weights": parts["weights"]}
     if parts["adapter"]:
         breakdown["adapter_weights"] = parts["adapter"]

@@ -4,6 +4,10 @@
     tunebench estimate --params-b 13 --method full --num-gpus 8 --zero-stage 3 --gpu h100 --json
     tunebench estimate calibrate --db ~/.cache/tunebench/db
 
+With ``--trace`` the JSON gains "trace": bench/trace.py's Trace.to_dict() (traced peak, breakdown,
+phase, seconds, notes) and "trace_error" (estimate/trace - 1); the ZeRO division of the estimate is
+applied to the traced single-rank parts (weights, gradients, optimizer states) the same way.
+
 JSON shape: {"peak_gib": float, "breakdown": {name: gib}, "fits": bool|null, "hours": float|null,
 "cost_usd": float|null, "trainable_params": int, "total_params": int, "notes": [str]}; peak is per GPU.
 
@@ -22,6 +26,7 @@ EXAMPLES = (
     "  tunebench estimate --model llama-3.2-3b --method lora --objective dpo --seq-len 2048 --micro-batch 2 --gpu l4 --tokens 5e7\n"
     "  tunebench estimate --params-b 70 --method full --num-gpus 8 --zero-stage 3 --gpu h100 --json\n"
     "  tunebench estimate --model llama-3.2-3b --method adapter_houlsby --method-cfg reduction_factor=8\n"
+    "  tunebench estimate --model llama-3.1-70b --method qlora --objective dpo --trace --json\n"
     "  tunebench estimate calibrate --db ~/.cache/tunebench/db"
 )
 
@@ -53,6 +58,15 @@ def register(sub):
     p.add_argument("--teacher", help="distill: the teacher model (default: the student's shape)")
     p.add_argument("--generations", type=int, default=8, help="grpo: completions per prompt")
     p.add_argument("--gen-len", type=int, default=256, help="grpo/ppo: generated tokens per completion")
+    p.add_argument("--trace", action="store_true",
+                   help="also trace two real training steps on fake tensors (bench/trace.py) and print the traced "
+                        "peak next to the estimate (seconds to a minute or two; no GPU, no weights)")
+    p.add_argument("--master-weights", action="store_true",
+                   help="fp32 master weights and optimizer states with bf16 compute (DeepSpeed/FSDP mixed precision, "
+                        "an fp32-loaded model under autocast): 16 bytes per trained parameter")
+    p.add_argument("--lm-head", default="full", choices=("full", "fused"),
+                   help="SFT-family loss: full = the model's cross-entropy over full logits (HF Trainer, plain loops; "
+                        "default), fused = TRL's tiled LM head (TRL SFTTrainer, tunebench train on GPU)")
     p.add_argument("--json", action="store_true", help="print the stable JSON shape")
     p.set_defaults(func=run)
     s = p.add_subparsers(dest="action", metavar="ACTION", required=False, parser_class=type(p))
@@ -61,6 +75,36 @@ def register(sub):
     c.add_argument("--db", required=True, help="results DB directory")
     c.add_argument("--out", help="calibration file to write (default advisor/calibration.json)")
     c.set_defaults(func=run_calibrate)
+    ct = s.add_parser("calibrate-time", help="fit the time model's MFU and method slowdowns on measured runs",
+                      description="Fit, per hardware class (cpu, gpu), the MFU and each method's and objective's "
+                                  "slowdown on this project's own measured tokens/s (advisor/timing_fit.py).",
+                      epilog="example:\n  tunebench estimate calibrate-time --db reports/reference/cpu-amd-epyc-2c-smollm2-135m/db",
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    ct.add_argument("--db", required=True, action="append", help="results DB directory (repeat for several)")
+    ct.add_argument("--out", help="file to write (default advisor/timing.json)")
+    ct.set_defaults(func=run_calibrate_time)
+    tc = s.add_parser("trace-check", help="trace every run of a results DB and compare with its measured peak",
+                      description="For every ok run of a DB: the traced live bytes at the forward->backward boundary "
+                                  "(bench/trace.py, fp32, the run's hyperparams) vs the measured peak_tensor_bytes.",
+                      epilog="examples:\n  tunebench estimate trace-check --db reports/reference/cpu-amd-epyc-2c-smollm2-135m/db\n"
+                             "  tunebench estimate trace-check --db DIR --only sft:lora,dpo:lora --json",
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    tc.add_argument("--db", required=True, help="results DB directory")
+    tc.add_argument("--only", help="comma list of objective:method pairs to check")
+    tc.add_argument("--json", action="store_true", help="one JSON object per row")
+    tc.set_defaults(func=run_trace_check)
+    tg = s.add_parser("trace-grid", help="score the estimator against the tracer on the committed grid",
+                      description="make: write the grid file; run: trace the rows results.csv lacks (resumable); "
+                                  "score: estimate every traced row, write the CSV columns and the plot, "
+                                  "print median and p95 |error| (files under reports/reference/trace-grid/).",
+                      epilog="examples:\n  tunebench estimate trace-grid run --limit 20\n"
+                             "  tunebench estimate trace-grid score",
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    tg.add_argument("step", choices=("make", "run", "score"))
+    tg.add_argument("--limit", type=int, help="run: trace at most this many rows")
+    tg.add_argument("--timeout", type=int, default=150, help="run: seconds one row may trace before it is "
+                    "recorded as failed (default 150)")
+    tg.set_defaults(func=run_trace_grid)
 
 
 def request_from_args(args):
@@ -74,7 +118,8 @@ def request_from_args(args):
         virtual_tokens=args.virtual_tokens, method_cfg=parse_method_cfg(args.method_cfg), attn=args.attn, num_gpus=args.num_gpus, zero_stage=args.zero_stage,
         gpu=gpu(args.gpu) if args.gpu else None, tokens=int(args.tokens) if args.tokens else None,
         teacher=shape(args.teacher) if args.teacher else None, generations=args.generations,
-        gen_len=args.gen_len, usd_per_hour=args.usd_per_hour,
+        gen_len=args.gen_len, usd_per_hour=args.usd_per_hour, master_weights=args.master_weights,
+        lm_head=args.lm_head,
     )
 
 
@@ -103,6 +148,9 @@ def run(args):
     req = request_from_args(args)
     est = estimate(req)
     d = est.to_dict()
+    if args.trace:
+        d["trace"] = run_trace(args, req)
+        d["trace_error"] = d["peak_gib"] / d["trace"]["peak_gib"] - 1
     if args.json:
         print(json.dumps(d, indent=2))
         return 0
@@ -119,7 +167,39 @@ def run(args):
         print(f"time: {d['hours']:.2f} h{cost}")
     for n in est.notes:
         print(f"note: {n}")
+    if args.trace:
+        t = d["trace"]
+        print(f"traced peak: {t['peak_gib']:.2f} GiB in {t['phase']} of step {t['step']} "
+              f"(estimate {d['trace_error']:+.1%}; traced in {t['seconds']:.1f} s, {t['ops']:,} ops)")
+        for k, v in t["breakdown_gib"].items():
+            print(f"  {k:28} {v:8.2f} GiB")
+        for n in t["notes"]:
+            print(f"trace note: {n}")
     return 0
+
+
+def trace_request(args, req):
+    """The estimate's request as a bench/trace.py TraceRequest (one rank, before ZeRO)."""
+    from bench.trace import TraceRequest
+
+    precision = "mixed" if args.master_weights else ("fp32" if req.precision == "fp32" else "bf16")
+    from advisor.estimator import cards_for, method_config
+
+    par, _ = cards_for(req.method, req.objective)
+    cfg = method_config(req, par).model_dump()
+    return TraceRequest(shape=req.shape, method=req.method, method_cfg=cfg, objective=req.objective,
+                        seq_len=req.seq_len, micro_batch=req.micro_batch, grad_ckpt=req.grad_ckpt,
+                        precision=precision, optimizer=req.optimizer, gen_len=req.gen_len,
+                        generations=req.generations, lm_head=req.lm_head)
+
+
+def run_trace(args, req) -> dict:
+    from bench.trace import trace_peak, zero_shard
+
+    t = trace_peak(trace_request(args, req))
+    if req.zero_stage and req.num_gpus > 1:
+        t = zero_shard(t, req.zero_stage, req.num_gpus)
+    return t.to_dict()
 
 
 def run_calibrate(args):
@@ -137,4 +217,72 @@ def run_calibrate(args):
     print(f"held-out error after:  median {pct(a['median'])}, worst {pct(a['worst'])}")
     print("constants: " + ", ".join(f"{k}={v:g}" for k, v in doc["constants"].items()))
     print(f"wrote {args.out or CALIBRATION}")
+    return 0
+
+
+def run_trace_check(args):
+    from bench.trace_check import check
+    from common.errors import UserError
+
+    db = Path(args.db).expanduser()
+    if not db.is_dir():
+        raise UserError(f"--db {args.db}: not a directory")
+    only = {x.strip() for x in args.only.split(",") if x.strip()} if args.only else None
+    mib = 2**20
+    if not args.json:
+        print(f"{'objective:method':24} {'batch×seq':>9} {'packed':>6} {'measured':>9} {'traced':>9} {'error':>7} "
+              f"{'data seq':>8} {'traced':>9} {'error':>7} {'op peak':>9} {'secs':>5}")
+        print("  (MiB; traced = live bytes where backward starts, at max_length and at the run's mean data length)")
+
+    def show(r):
+        if args.json:
+            print(json.dumps({**r.__dict__, "error": r.error}))
+        else:
+            data = (f"{r.data_seq:8d} {r.traced_data / mib:9.1f} {r.data_error:+7.1%}" if r.traced_data
+                    else f"{'-':>8} {'-':>9} {'-':>7}")
+            print(f"{r.objective + ':' + r.method:24} {f'{r.batch}×{r.seq}':>9} {'yes' if r.packed else 'no':>6} "
+                  f"{r.measured / mib:9.1f} {r.traced_boundary / mib:9.1f} {r.error:+7.1%} {data} "
+                  f"{r.traced_peak / mib:9.1f} {r.seconds:5.1f}", flush=True)
+
+    rows = check(db, only, progress=show)
+    if rows and not args.json:
+        for label, errs in (("at max_length", [abs(r.error) for r in rows]),
+                            ("at data length", [abs(r.data_error) for r in rows if r.data_error is not None])):
+            errs = sorted(errs)
+            if errs:
+                print(f"{len(errs)} runs {label}: median |error| {errs[len(errs) // 2]:.1%}, "
+                      f"within 5%: {sum(e <= 0.05 for e in errs)}, worst {errs[-1]:.1%}")
+    return 0
+
+
+def run_calibrate_time(args):
+    from advisor.timing import TIMING
+    from advisor.timing_fit import calibrate_time
+
+    doc = calibrate_time([Path(d).expanduser() for d in args.db], Path(args.out) if args.out else TIMING)
+    for cls, fit in doc["classes"].items():
+        e = fit["error"]
+        print(f"{cls}: {fit['runs']} runs, MFU {fit['mfu']:.3f}; tokens/s error in sample median "
+              f"{e['in_sample']['median']:.1%} p90 {e['in_sample']['p90']:.1%}, leaving each run out median "
+              f"{e['leave_one_out']['median']:.1%} p90 {e['leave_one_out']['p90']:.1%}")
+    print(f"wrote {args.out or TIMING}")
+    return 0
+
+
+def run_trace_grid(args):
+    from advisor import trace_grid
+
+    if args.step == "make":
+        print(f"wrote {trace_grid.write_grid()} configurations to {trace_grid.GRID}")
+    elif args.step == "run":
+        print(f"traced {trace_grid.run(limit=args.limit, timeout_s=args.timeout)} rows into {trace_grid.RESULTS}")
+    else:
+        out = trace_grid.score()
+        if "median" not in out:
+            print(f"no traced rows in {trace_grid.RESULTS}")
+            return 0
+        print(f"{out['rows']} traced configurations ({out['failed']} failed to trace): estimate vs trace "
+              f"median |error| {out['median']:.1%}, p95 {out['p95']:.1%}, worst {out['worst']:.1%}, "
+              f"signed median {out['signed_median']:+.1%}")
+        print(f"wrote {trace_grid.RESULTS} and {trace_grid.PLOT}")
     return 0

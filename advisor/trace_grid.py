@@ -1,0 +1,231 @@
+"""The estimator scored against the tracer on a committed grid of training configurations.
+
+    tunebench estimate trace-grid make            # (re)write reports/reference/trace-grid/grid.yaml
+    tunebench estimate trace-grid run --limit 50  # trace what the results CSV lacks (resumable)
+    tunebench estimate trace-grid score           # estimate every traced row: CSV, plot, median / p95
+
+``make`` draws the grid deterministically (seed 0): every parameterization and every objective
+(round-robin, valid pairs only) over ten architectures from 0.1B to 72B (GQA and MHA, tied and
+untied embeddings, 128k-256k vocabularies, one MoE), seq 256-8192, micro-batch 1-8,
+checkpointing on/off, pure bf16 vs fp32-master mixed precision, four optimizers and ZeRO 0-3 over
+1-8 GPUs. ``run`` traces each configuration once on fake tensors (bench/trace.py; ZeRO is the
+division ``bench.trace.zero_shard`` applies to the traced single-rank parts) and appends a row to
+results.csv with the traced breakdown; ``score`` recomputes the analytic estimate for every row
+(so estimator changes are re-scored without re-tracing), writes the estimate columns, the plot and
+prints the error distribution. The estimate compared is the estimator's tensor peak: its peak less
+the CUDA context and the allocator overhead, which a live-tensor trace does not contain.
+"""
+from __future__ import annotations
+
+import csv
+import random
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1] / "reports" / "reference" / "trace-grid"
+GRID = ROOT / "grid.yaml"
+RESULTS = ROOT / "results.csv"
+PLOT = ROOT / "estimate-vs-trace.png"
+ARCHS = ("smollm2-135m", "qwen2.5-0.5b", "llama-3.2-1b", "gemma-2-2b", "mistral-7b", "llama-3.1-8b",
+         "qwen2.5-14b", "mixtral-8x7b", "llama-3.1-70b", "qwen2.5-72b")
+SEQS = (256, 512, 1024, 2048, 4096, 8192)
+BATCHES = (1, 2, 4, 8)
+OPTIMIZERS = ("adamw", "adamw8bit", "paged_adamw8bit", "sgd")
+ZERO = ((0, 1), (1, 2), (2, 4), (3, 8), (3, 1), (2, 8), (1, 4), (3, 4))
+GEN_LEN = 128
+BREAKDOWN = ("weights", "trainable", "grads", "optimizer", "activations", "logits_loss", "extra_models",
+             "extra_activations", "kv_cache", "backward_temp", "optimizer_temp")
+TRACE_COLS = ("trace_gib", "trace_phase", "trace_step", "trace_s", *(f"t_{k}" for k in BREAKDOWN), "trace_notes")
+KEYS = ("id", "model", "method", "objective", "seq_len", "micro_batch", "grad_ckpt", "precision", "optimizer",
+        "zero_stage", "num_gpus")
+
+
+def make_grid(n: int = 520, seed: int = 0) -> list[dict]:
+    """``n`` valid configurations; every parameterization and objective appears."""
+    from advisor.catalogs import shape
+    from advisor.estimator import REQUIREMENTS
+    from methods.registry import OBJECTIVES, PARAMETERIZATIONS, _load, check_combination
+    from common.errors import UserError
+
+    _load()
+    rng = random.Random(seed)
+    methods, objectives = sorted(PARAMETERIZATIONS), sorted(OBJECTIVES)
+    rows, i = [], 0
+    while len(rows) < n:
+        method, obj = methods[i % len(methods)], objectives[(i // len(methods) + i) % len(objectives)]
+        i += 1
+        try:
+            check_combination(obj, method)
+        except UserError:
+            continue
+        card = PARAMETERIZATIONS[method].card
+        archs = [a for a in ARCHS if all(REQUIREMENTS[r][0](shape(a)) for r in card.requires if r in REQUIREMENTS)]
+        if not archs:
+            continue
+        zs, gpus = rng.choice(ZERO)
+        rows.append(dict(id=len(rows), model=rng.choice(archs), method=method, objective=obj,
+                         seq_len=rng.choice(SEQS), micro_batch=rng.choice(BATCHES), grad_ckpt=rng.random() < 0.5,
+                         precision=rng.choice(("bf16", "mixed")), optimizer=rng.choice(OPTIMIZERS),
+                         zero_stage=zs, num_gpus=gpus))
+    return rows
+
+
+def write_grid(path: Path = GRID) -> int:
+    rows = make_grid()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = ("# The estimator-vs-tracer grid (make_grid, seed 0, in the trace-grid module of the estimate command): "
+            "one training configuration\n"
+            "# per entry. `tunebench estimate trace-grid run` traces them, `... score` scores the estimator.\n")
+    path.write_text(head + yaml.safe_dump(rows, sort_keys=False, width=200))
+    return len(rows)
+
+
+def load_grid(path: Path = GRID) -> list[dict]:
+    from common.errors import UserError
+
+    if not path.exists():
+        raise UserError(f"{path}: no grid file (make it with `tunebench estimate trace-grid make`)")
+    return yaml.safe_load(path.read_text())
+
+
+def read_results(path: Path = RESULTS) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def trace_row(cfg: dict) -> dict:
+    """Trace one grid configuration; the CSV row's trace columns."""
+    from advisor.catalogs import shape
+    from bench.trace import TraceRequest, trace_peak, zero_shard
+
+    req = TraceRequest(shape=shape(cfg["model"]), method=cfg["method"], objective=cfg["objective"],
+                       seq_len=cfg["seq_len"], micro_batch=cfg["micro_batch"], grad_ckpt=cfg["grad_ckpt"],
+                       precision=cfg["precision"], optimizer=cfg["optimizer"], gen_len=GEN_LEN,
+                       objective_cfg=ppo_batches(cfg))
+    t = trace_peak(req)
+    if cfg["zero_stage"] and cfg["num_gpus"] > 1:
+        t = zero_shard(t, cfg["zero_stage"], cfg["num_gpus"])
+    gib = 2**30
+    return {"trace_gib": round(t.peak_bytes / gib, 4), "trace_phase": t.peak_phase, "trace_step": t.peak_step + 1,
+            "trace_s": round(t.seconds, 1), **{f"t_{k}": round(t.breakdown.get(k, 0) / gib, 4) for k in BREAKDOWN},
+            "trace_notes": " | ".join(t.notes)}
+
+
+def ppo_batches(cfg: dict) -> dict:
+    """PPO's rollout and update batches follow the micro-batch (the estimator's meaning of it)."""
+    if cfg["objective"] == "ppo":
+        return {"rollout_batch": cfg["micro_batch"], "mini_batch": cfg["micro_batch"]}
+    return {}
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Timeout()
+
+
+def run(limit: int | None = None, ids: set[int] | None = None, progress=print, timeout_s: int = 150) -> int:
+    """Trace the grid rows results.csv lacks, appending each as it finishes; returns how many ran.
+    A row that traces longer than ``timeout_s`` is recorded as failed (timeout) and the grid goes on."""
+    import signal
+
+    grid = load_grid()
+    done = {int(r["id"]) for r in read_results()}
+    todo = [c for c in grid if c["id"] not in done and (ids is None or c["id"] in ids)][:limit]
+    new = not RESULTS.exists()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    ran = 0
+    with open(RESULTS, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[*KEYS, *TRACE_COLS], extrasaction="ignore")
+        if new:
+            w.writeheader()
+        for cfg in todo:
+            t0 = time.perf_counter()
+            old = signal.signal(signal.SIGALRM, _alarm)
+            signal.alarm(timeout_s)
+            try:
+                row = {**cfg, **trace_row(cfg)}
+            except _Timeout:
+                row = {**cfg, "trace_gib": "", "trace_notes": f"FAILED timeout: tracing took over {timeout_s} s"}
+            except Exception as e:  # a configuration the tracer cannot run is recorded, not skipped silently
+                row = {**cfg, "trace_gib": "", "trace_notes": f"FAILED {type(e).__name__}: {str(e)[:200]}"}
+            finally:
+                signal.alarm(0)
+                signal.signal(signal.SIGALRM, old)
+            w.writerow(row)
+            f.flush()
+            ran += 1
+            progress(f"[{ran}/{len(todo)}] #{cfg['id']} {cfg['model']} {cfg['objective']}:{cfg['method']} "
+                     f"{cfg['micro_batch']}x{cfg['seq_len']} -> {row['trace_gib'] or 'failed'} GiB "
+                     f"({time.perf_counter() - t0:.1f} s)")
+    return ran
+
+
+def estimate_row(row: dict) -> float:
+    """The estimator's tensor peak (GiB) for one grid row."""
+    from advisor.catalogs import shape
+    from advisor.estimator import Request, estimate
+
+    req = Request(shape=shape(row["model"]), method=row["method"], objective=row["objective"],
+                  precision="bf16", master_weights=row["precision"] == "mixed", seq_len=int(row["seq_len"]),
+                  micro_batch=int(row["micro_batch"]), grad_ckpt=str(row["grad_ckpt"]) == "True",
+                  optimizer=row["optimizer"], num_gpus=int(row["num_gpus"]), zero_stage=int(row["zero_stage"]),
+                  gen_len=GEN_LEN, lm_head="fused")  # the trace runs tunebench's (TRL's) fused head
+    est = estimate(req)
+    b = est.breakdown
+    return (est.peak_bytes - b.get("cuda_context", 0.0) - b.get("allocator_overhead", 0.0)) / 2**30
+
+
+def score(path: Path = RESULTS, plot: Path | None = PLOT) -> dict:
+    """Estimate every traced row; rewrite the CSV's estimate columns; plot; error summary."""
+    import statistics
+
+    rows = [r for r in read_results(path) if r.get("trace_gib")]
+    for r in rows:
+        r["est_gib"] = round(estimate_row(r), 4)
+        r["error"] = round(r["est_gib"] / float(r["trace_gib"]) - 1, 4)
+    every = read_results(path)
+    by_id = {r["id"]: r for r in rows}
+    cols = [*KEYS, *TRACE_COLS, "est_gib", "error"]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in every:
+            w.writerow(by_id.get(r["id"], r))
+    errs = sorted(abs(r["error"]) for r in rows)
+    out = {"rows": len(rows), "failed": len(every) - len(rows)}
+    if errs:
+        out |= {"median": statistics.median(errs), "p95": errs[min(len(errs) - 1, int(0.95 * len(errs)))],
+                "worst": errs[-1], "signed_median": statistics.median(r["error"] for r in rows)}
+        if plot is not None:
+            _plot(rows, plot, out)
+    return out
+
+
+def _plot(rows: list[dict], path: Path, summary: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [float(r["trace_gib"]) for r in rows]
+    y = [float(r["est_gib"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    ax.scatter(x, y, s=8, alpha=0.6)
+    lo, hi = min(x + y) * 0.8, max(x + y) * 1.25
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("traced peak (GiB, live tensors, per rank)")
+    ax.set_ylabel("estimated tensor peak (GiB)")
+    ax.set_title(f"estimate vs trace: {summary['rows']} configs, median |err| {summary['median']:.1%}, "
+                 f"p95 {summary['p95']:.1%}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

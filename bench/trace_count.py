@@ -1,0 +1,93 @@
+"""Live tensor storage, counted at every op: the meter behind ``bench/trace.py``.
+
+    with LiveBytes() as live:
+        live.register(model_params, "weights")
+        live.phase = "forward"; loss = model(...); ...
+    live.peak, live.peak_phase, live.breakdown_at_peak()
+
+A ``TorchDispatchMode`` sees every aten op (composite ops arrive decomposed, so their
+temporaries are seen too). Each output storage is counted once when it first appears, tagged
+with the phase it was made in, and uncounted by ``weakref.finalize`` on the storage when torch
+frees it. Parameters and buffers are registered before the step: ops return views that alias
+them, and a counter that only started from a byte total would count the weights twice.
+At each new peak the ids of the live storages are kept, so the peak's breakdown can be named
+afterwards (which of them turned out to be gradients or optimizer state).
+"""
+from __future__ import annotations
+
+import itertools
+import weakref
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_iter
+
+
+class LiveBytes(TorchDispatchMode):
+    """Counts live tensor storage bytes; see the module docstring."""
+
+    def __init__(self):
+        super().__init__()
+        self._ids = itertools.count()
+        self.live: dict[int, tuple[int, int, str]] = {}  # storage cdata -> (id, nbytes, tag)
+        self.current = 0
+        self.peak = 0
+        self.peak_phase = ""
+        self.peak_step = 0
+        self.step = 0
+        self.phase = "setup"
+        self._peak_ids: dict[int, tuple[int, str]] = {}  # id -> (nbytes, tag) at the peak
+        self.boundary: dict[int, int] = {}  # step -> live bytes when backward starts
+        self.ops = 0
+
+    # -- storages ------------------------------------------------------------------------
+    def _add(self, t: torch.Tensor, tag: str) -> None:
+        try:
+            st = t.untyped_storage()
+        except (NotImplementedError, RuntimeError):  # sparse / storage-less subclasses
+            return
+        key = st._cdata
+        if key in self.live:
+            return
+        n = st.nbytes()
+        self.live[key] = (next(self._ids), n, tag)
+        self.current += n
+        weakref.finalize(st, self._drop, key)
+
+    def _drop(self, key: int) -> None:
+        entry = self.live.pop(key, None)
+        if entry is not None:
+            self.current -= entry[1]
+
+    def register(self, tensors, tag: str) -> None:
+        """Count tensors that exist before tracing (weights, buffers) under ``tag``."""
+        for t in tensors:
+            if isinstance(t, torch.Tensor):
+                self._add(t, tag)
+        self._check_peak()
+
+    def id_of(self, t: torch.Tensor) -> int | None:
+        entry = self.live.get(t.untyped_storage()._cdata)
+        return None if entry is None else entry[0]
+
+    def _check_peak(self) -> None:
+        if self.current > self.peak:
+            self.peak, self.peak_phase, self.peak_step = self.current, self.phase, self.step
+            self._peak_ids = {i: (n, tag) for i, n, tag in self.live.values()}
+
+    def mark_boundary(self) -> None:
+        """Live bytes where backward begins (what bench/metrics.py samples on a real run)."""
+        self.boundary[self.step] = self.current
+
+    # -- dispatch ------------------------------------------------------------------------
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        self.ops += 1
+        for t in tree_iter(out):
+            if isinstance(t, torch.Tensor):
+                self._add(t, self.phase)
+        self._check_peak()
+        return out
+
+    def peak_storages(self) -> dict[int, tuple[int, str]]:
+        return dict(self._peak_ids)

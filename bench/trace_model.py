@@ -1,0 +1,181 @@
+"""The real Hugging Face model of a shape, built on the meta device, for ``bench/trace.py``.
+
+    model = build(hf_config(shape), head="causal_lm", dtype=torch.bfloat16, quant="nf4")
+
+``hf_config`` turns a ``common.shape.Shape`` (a catalog entry) into the config of the
+architecture it describes: Llama (with attention/MLP biases where the shape has them), Qwen2
+(q/k/v biases), Mixtral (experts), Gemma for head_dim-256 / 256k-vocab shapes is built as a Llama
+with that head_dim (same tensors; Gemma's embedding scaling and soft-capping add no storage).
+A local ``config.json`` is used as it is. Quantized bases (qlora: NF4, lora8bit: int8) get
+transformers' own bitsandbytes layers on meta; their storage becomes real (fake) quantized
+tensors in ``quantize_fake`` once the model is inside the fake mode.
+"""
+from __future__ import annotations
+
+from common.shape import Shape
+
+# Shapes whose layout has no transformers architecture of its own here are built as the nearest
+# one with the same tensors; the trace says which (``Trace.notes``).
+PLAIN_MLP_NOTE = "plain (up/down) MLP shape built as GPT-NeoX (same linear tensors: up+down, biases)"
+
+
+def hf_config(shape: Shape) -> tuple[dict, str | None]:
+    """(config dict for transformers.AutoConfig.for_model, note or None)."""
+    common = dict(hidden_size=shape.hidden, num_hidden_layers=shape.layers, num_attention_heads=shape.heads,
+                  num_key_value_heads=shape.kv_heads, intermediate_size=shape.intermediate,
+                  vocab_size=shape.vocab, tie_word_embeddings=shape.tied, head_dim=shape.hd,
+                  max_position_embeddings=131072)
+    if shape.experts > 1:
+        return dict(model_type="mixtral", num_local_experts=shape.experts,
+                    num_experts_per_tok=shape.experts_per_token, **common), None
+    if shape.mlp == "plain":
+        return dict(model_type="gpt_neox", hidden_size=shape.hidden, num_hidden_layers=shape.layers,
+                    num_attention_heads=shape.heads, intermediate_size=shape.intermediate,
+                    vocab_size=shape.vocab, tie_word_embeddings=shape.tied,
+                    max_position_embeddings=131072), PLAIN_MLP_NOTE
+    if shape.bias == "qkv":
+        return dict(model_type="qwen2", **common), None
+    return dict(model_type="llama", attention_bias=shape.bias in ("attn", "linear", "all"),
+                mlp_bias=shape.bias in ("linear", "all"), **common), None
+
+
+def build(config: dict, head: str, dtype, quant: str = "dense"):
+    """The model on meta: ``head`` causal_lm or seq_cls (num_labels=1); ``quant`` dense|nf4|int8."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    cfg = dict(config)
+    kind = cfg.pop("model_type")
+    hf = AutoConfig.for_model(kind, **cfg)
+    hf._attn_implementation = "sdpa"
+    if head == "seq_cls":
+        hf.num_labels = 1
+        hf.pad_token_id = 0
+    with torch.device("meta"):
+        cls = AutoModelForSequenceClassification if head == "seq_cls" else AutoModelForCausalLM
+        model = cls.from_config(hf, dtype=dtype)
+    if quant != "dense":
+        model = _bnb_layers(model, quant, dtype)
+    return model
+
+
+def _bnb_layers(model, quant: str, dtype):
+    """transformers' own bnb layer swap (what from_pretrained does with a BitsAndBytesConfig)."""
+    from transformers.integrations.bitsandbytes import replace_with_bnb_linear
+
+    from methods._quant import SKIP, bnb_kwargs
+
+    q = bnb_kwargs(4 if quant == "nf4" else 8)["quantization_config"]
+    q.bnb_4bit_compute_dtype = dtype
+    model = replace_with_bnb_linear(model, modules_to_not_convert=SKIP, quantization_config=q)
+    model.is_loaded_in_4bit = quant == "nf4"
+    model.is_loaded_in_8bit = quant == "int8"
+    return model
+
+
+def quantize_fake(model) -> list:
+    """Inside FakeTensorMode: give every bnb layer the quantized storage bitsandbytes makes
+    (NF4: packed uint8 [n/2, 1] + fp32 absmax per 64-block, via bnb's own quantize_4bit; int8:
+    int8 weight + fp32 row scales). Returns the extra state tensors (absmax, scales) to count."""
+    import bitsandbytes as bnb
+    import torch
+
+    extra = []
+    for m in model.modules():
+        if isinstance(m, bnb.nn.Linear4bit):
+            w = torch.empty(m.out_features, m.in_features, dtype=torch.float32)
+            qw, st = bnb.functional.quantize_4bit(w, blocksize=64, quant_type="nf4")
+            # Params4bit cannot wrap a FakeTensor (_make_subclass); a Parameter carrying the same
+            # attributes takes Linear4bit.forward through bnb.matmul_4bit exactly the same way.
+            p = torch.nn.Parameter(qw, requires_grad=False)
+            p.quant_state, p.bnb_quantized, p.quant_type, p.blocksize = st, True, "nf4", 64
+            m.weight = p
+            extra.append(st.absmax)
+        elif isinstance(m, bnb.nn.Linear8bitLt):
+            cb = torch.empty(m.out_features, m.in_features, dtype=torch.int8)
+            scb = torch.empty(m.out_features, dtype=torch.float32)
+            p = torch.nn.Parameter(cb, requires_grad=False)
+            p.CB, p.SCB = cb, scb
+            m.weight = p
+            m.state.CB, m.state.SCB = cb, scb
+            extra.append(scb)
+    return extra
+
+
+class real_masks:
+    """Mask decisions a real run makes from tensor values, made the same way on fake tensors.
+
+    transformers reads the position ids (are sequences packed?) and the padding mask (any
+    padding?) to decide whether SDPA can run its causal kernel without a materialized mask; on a
+    FakeTensor (``is_tracing``) it cannot read them and keeps a (batch, 1, seq, seq) mask, which
+    also stops SDPA's native GQA (k/v get repeated to every head). The trace feeds unpadded,
+    unpacked sequences, for which a real run skips the mask: say so to transformers.
+    """
+
+    def __enter__(self):
+        import transformers.masking_utils as mu
+
+        self._saved = (mu.is_tracing, mu.find_packed_sequence_indices)
+        mu.is_tracing = lambda tensor=None: False
+        mu.find_packed_sequence_indices = lambda position_ids: None
+        return self
+
+    def __exit__(self, *exc):
+        import transformers.masking_utils as mu
+
+        mu.is_tracing, mu.find_packed_sequence_indices = self._saved
+        return None
+
+
+def lycoris_without_coin_flip(model) -> list[str]:
+    """LoHa/LoKr forwards draw ``torch.rand(1) > module_dropout`` in training to skip an adapter;
+    a fake tensor has no value to branch on. With module and rank dropout 0 the draw always
+    passes, which is the same as the layer's non-training branch: take that branch (the flag
+    only gates the coin flip and rank dropout in peft's LyCORIS layers)."""
+    try:
+        from peft.tuners.lycoris_utils import LycorisLayer
+    except ImportError:
+        return []
+    n = 0
+    for m in model.modules():
+        if isinstance(m, LycorisLayer):
+            if any(m.module_dropout.values()) or any(getattr(m, "rank_dropout", {}).values()):
+                raise RuntimeError("LoHa/LoKr with module/rank dropout draws random numbers the trace cannot branch on")
+            m.training = False
+            n += 1
+    return [f"LoHa/LoKr: the training-time module-dropout draw (dropout 0, always passes) skipped in {n} layers"] if n else []
+
+
+class meta_init:
+    """Adapter inits that read tensor values, made shape-only for the meta device (the values do
+    not change what is stored):
+
+    - PiSSA initialises lora_A/B and the residual base from an SVD of the base weight; the trace
+      keeps peft's default init for the same tensors.
+    - BOFT fills its permutation buffers (``boft_P``, (factors+1, in, in) fp32 per layer) element by
+      element from index tensors; the trace allocates the same buffers without filling them.
+    """
+
+    def __init__(self, notes: list[str], method: str):
+        self.notes, self.method = notes, method
+
+    def __enter__(self):
+        import torch
+        from peft.tuners.boft.layer import BOFTLayer
+        from peft.tuners.lora.layer import LoraLayer
+
+        self._saved = (LoraLayer.pissa_init, BOFTLayer.perm2mat)
+        LoraLayer.pissa_init = lambda layer, adapter_name, init_lora_weights: None
+        BOFTLayer.perm2mat = lambda layer, indices: torch.zeros((len(indices), len(indices)))
+        if self.method == "pissa":
+            self.notes.append("pissa: SVD init skipped (values only; same tensors as the default init)")
+        if self.method == "boft":
+            self.notes.append("boft: permutation buffers allocated unfilled (values only)")
+        return self
+
+    def __exit__(self, *exc):
+        from peft.tuners.boft.layer import BOFTLayer
+        from peft.tuners.lora.layer import LoraLayer
+
+        LoraLayer.pissa_init, BOFTLayer.perm2mat = self._saved
+        return None
