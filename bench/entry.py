@@ -74,6 +74,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--matrix", help=argparse.SUPPRESS)
     p.add_argument("--run-id", help=argparse.SUPPRESS)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--report-to", choices=["none", "tensorboard", "mlflow"],
+                   help="experiment tracking: tensorboard writes <stage output>/tensorboard (bench/tracking.py)")
 
 
 def apply_settings(spec, values: dict, attr: str, lookup, flag: str) -> None:
@@ -119,6 +121,8 @@ def build_spec(args):
     if args.max_steps is not None:
         hp["max_steps"] = args.max_steps
     spec.hp = {**spec.hp, **hp}
+    if args.report_to:
+        spec.report_to = args.report_to
     apply_settings(spec, parse_kv(args.cfg, "--cfg"), "cfg", lambda st: objective(st.objective), "--cfg")
     apply_settings(spec, parse_kv(args.method_cfg, "--method-cfg"), "method_cfg",
                    lambda st: parameterization(st.method), "--method-cfg")

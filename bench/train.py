@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import torch
 
-from bench import taskdata, userdata
+from bench import taskdata, tracking, userdata
 from bench.home import home
 from bench.models import model_path
 from bench.progress import Progress
@@ -245,6 +245,7 @@ class StackRun:
     def run(self) -> list[dict]:
         quiet_libraries()
         validate(self.spec)
+        tracking.check(self.spec.report_to)
         base_dir = model_path(self.spec.model)
         self.check_model_refs()
         plans = self.prepare_inputs()
@@ -380,6 +381,7 @@ class StackRun:
         ctx = StageContext(model=s.model, tokenizer=s.tok, train=s.plan.train, eval=s.plan.eval, hp=hp,
                            config=s.ocfg, out_dir=s.dir, parameterization=s.par.name, extra=extra,
                            callbacks=[self.progress.callback(), *step_hooks(s.par, s.model),
+                                      *tracking.callbacks(self.spec.report_to, s.dir),
                                       *settle_meter(self.meter)],
                            save_steps=self.save_steps, resume=self.resume,
                            emit=lambda e: self.progress.step(e["step"], e.get("loss"), e.get("tokens", 0),
@@ -425,7 +427,8 @@ class StackRun:
             metric_before=metric[1] if metric else before["loss"], metric_after=metric[2] if metric else after["loss"],
             general_loss_before=general[0], general_loss_after=general[1],
             forgetting=general[1] - general[0] if general[1] is not None else None,
-            extra=json.dumps({"eval_loss_before": before["loss"], **result.extra}, default=str),
+            extra=json.dumps({"eval_loss_before": before["loss"], **result.extra,
+                              **tracking.record_extra(self.spec.report_to, s.dir)}, default=str),
             model_params=s.total_params,
         )
 

@@ -8,6 +8,7 @@ YAML shape (unknown keys are errors), e.g. examples/stack.yaml::
     task: smoke
     seed: 0
     hp: {max_steps: 3, batch_size: 4}        # shared by every stage
+    report_to: tensorboard                   # none (default) | tensorboard: a local log per stage (bench/tracking.py)
     stages:
       - {objective: sft, method: lora, method_cfg: {r: 16}}
       - {objective: dpo, method: lora, cfg: {beta: 0.2}, task: smoke, hp: {learning_rate: 5e-5}}
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -100,6 +102,7 @@ class StackSpec(BaseModel):
     seed: int = Field(default=0, ge=0)
     hp: dict = {}
     stages: list[StageSpec] = Field(min_length=1)
+    report_to: Literal["none", "tensorboard", "mlflow"] = "none"  # experiment tracking, bench/tracking.py
 
     @field_validator("data", mode="before")
     @classmethod

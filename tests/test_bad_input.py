@@ -165,6 +165,16 @@ CASES = [
     ("eval-zero-batch", ["eval", "--model", "tiny-llama", "--task", "smoke", "--batch-size", "0"], ["--batch-size"]),
     ("eval-missing-adapter", ["eval", "--model", "tiny-llama", "--task", "smoke", "--adapter", f"{T}/nope"],
      ["nope", "adapter"]),
+    # chat / export a finished run (@report writes run r0: status ok, no saved output)
+    ("chat-unknown-run", ["@report", "chat", "--run", "r9", "--db", f"{T}/db"], ["unknown run id", "r9"]),
+    ("chat-no-output", ["@report", "chat", "--run", "r0", "--db", f"{T}/db"], ["r0", "no saved output"]),
+    ("chat-zero-tokens", ["@report", "chat", "--run", "r0", "--db", f"{T}/db", "--max-new-tokens", "0"],
+     ["--max-new-tokens"]),
+    ("export-no-output", ["@report", "export", "--run", "r0", "--db", f"{T}/db", "--to", "gguf", "--out", f"{T}/m.gguf"],
+     ["r0", "no saved output"]),
+    ("export-out-exists", ["@report", "export", "--run", "r0", "--db", f"{T}/db", "--to", "hf", "--out",
+                           f"{T}/nonempty"], ["nonempty", "--force"]),
+    ("export-bad-quant", ["export", "--run", "r0", "--to", "gguf", "--quant", "q4", "--out", f"{T}/m.gguf"], ["q4"]),
     # bench run / list / tune / overhead, matrix YAML
     ("bench-run-unknown-matrix", ["bench", "run", "--matrix", "smokee", "--db", f"{T}/db"], ["smokee", "smoke"]),
     ("bench-run-bad-shard", ["bench", "run", "--matrix", "smoke", "--shard", "4/4", "--db", f"{T}/db"], ["--shard"]),
