@@ -78,7 +78,14 @@ def load_model(model_dir: Path, head: str, load_kwargs: dict):
         model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, **kw)
     else:
         model = AutoModelForCausalLM.from_pretrained(model_dir, **kw)
-    if torch.cuda.is_available() and "quantization_config" not in load_kwargs:
+    if "quantization_config" in load_kwargs:
+        from methods._quant import keep_training_layout
+
+        # Before the first no-grad forward (the before-training evaluation): bitsandbytes would
+        # otherwise repack NF4 layers for CPU inference, and QLoRA then trains through the
+        # repacked layout and learns far less (tests/methods/test_parameterizations.py).
+        keep_training_layout(model)
+    elif torch.cuda.is_available():
         model = model.to("cuda")
     return model
 

@@ -209,3 +209,39 @@ def test_bad_config_is_a_user_error():
         parameterization("lora").make_config({"rank": 4})
     with pytest.raises(UserError, match="tinit"):
         parameterization("adalora").make_config({"total_step": 10, "tinit": 10})
+
+
+@pytest.mark.parametrize("method", ["qlora", "lora8bit"])
+def test_quantized_base_trains_the_same_after_a_no_grad_evaluation(method):
+    """The harness scores the loaded base (no grad) before applying the method; bitsandbytes must not
+    repack the quantized layers for inference then, or training goes through another layout (QLoRA
+    learned ~5x less on SmolLM2 before this was caught)."""
+    import torch
+
+    from bench.models import model_path
+    from bench.train import load_model
+
+    par = parameterization(method)
+    cfg = par.make_config({})
+    x = torch.randint(0, 100, (4, 32))
+
+    def losses(evaluate_first: bool) -> list[float]:
+        torch.manual_seed(0)
+        model = load_model(model_path("tiny-llama"), "causal_lm", par.load_kwargs(cfg))
+        if evaluate_first:
+            model.eval()
+            with torch.no_grad():
+                model(input_ids=x)
+            model.train()
+        model = par.apply(model, cfg)
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+        out = []
+        for _ in range(6):
+            loss = model(input_ids=x, labels=x).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            out.append(loss.item())
+        return out
+
+    assert losses(True) == pytest.approx(losses(False), rel=1e-3)  # int8 matmuls differ in the 5th digit
