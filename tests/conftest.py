@@ -25,3 +25,19 @@ def tiny_llama_bias():
     from bench.models import prepare
 
     return prepare("tiny-llama-bias")
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """SmolLM2-135M-Instruct built into the session's home (a fresh CI clone has none yet)."""
+    from bench.models import prepare
+
+    return prepare("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def gsm_symbolic():
+    from bench import taskdata
+
+    taskdata.prepare("gsm-symbolic")
+    return "gsm-symbolic"

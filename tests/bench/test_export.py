@@ -187,7 +187,7 @@ def test_refusals_exit_2_with_one_line(runs, tmp_path, capsys, argv, needle):
 
 
 @pytest.mark.slow
-def test_smollm2_sft_lora_exports_to_gguf_that_answers_like_the_hf_folder(tmp_path):
+def test_smollm2_sft_lora_exports_to_gguf_that_answers_like_the_hf_folder(smollm2, gsm_symbolic, tmp_path):
     """The real model end to end: a 1-step run, its q8_0 GGUF and HF folder give the same greedy reply."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
