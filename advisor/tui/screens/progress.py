@@ -4,7 +4,8 @@
 
 ``c`` cancels: SIGTERM to the child's process group (it records the stage as 'cancelled'), then
 SIGKILL after a grace period. When the child is gone, ``r`` (or ctrl+n) opens Results with the
-new runs highlighted. The same screen replays a finished run folder opened from Results.
+new runs highlighted, and ``t`` chats with the last stage it trained (screens/chat.py). The same
+screen replays a finished run folder opened from Results.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from advisor.tui.widgets.train_watcher import TrainWatcher
 class ProgressScreen(WizardScreen):
     STEP = "Progress"
     BINDINGS = [Binding("c", "cancel", "Cancel run"), Binding("r", "results", "Results"),
+                Binding("t", "chat", "Chat", show=False),  # named in the status line once the run is done
                 Binding("ctrl+n", "results", "Next", priority=True), Binding("escape", "back", "Back")]
 
     def __init__(self, source, title: str = "", live: bool = True, estimate: str = ""):
@@ -66,7 +68,8 @@ class ProgressScreen(WizardScreen):
         if self.live:
             how = "cancelled" if event.cancelled else ("finished" if event.returncode == 0 else f"exit {event.returncode}")
             self.query_one(ProgressStats).set_status(how)
-            self.set_status(f"Run {how}; recorded: {runs}. r: Results", error=event.returncode not in (0, None)
+            chat = ", t: Chat" if event.run_ids else ""
+            self.set_status(f"Run {how}; recorded: {runs}. r: Results{chat}", error=event.returncode not in (0, None)
                             and not event.cancelled)
         else:
             self.set_status(f"Replay of a finished run; records: {runs}. esc: back")
@@ -85,6 +88,23 @@ class ProgressScreen(WizardScreen):
         from advisor.tui.screens.results import ResultsScreen
 
         self.app.push_screen(ResultsScreen(highlight=self.exited.run_ids))
+
+    def action_chat(self) -> None:
+        """Chat with the last stage the finished run recorded (the one a stack ends with)."""
+        if self.exited is None or not self.exited.run_ids:
+            self.set_status("chat opens when the run is done and recorded", error=True)
+            return
+        import polars as pl
+
+        from advisor.tui.screens.chat import open_chat
+        from bench.results import read_runs
+
+        rid = self.exited.run_ids[-1]
+        frame = read_runs(self.app.db_dir, on_damaged=lambda p, m: None).filter(pl.col("run_id") == rid)
+        if frame.is_empty():
+            self.set_status(f"run {rid} is not in {self.app.db_dir}", error=True)
+            return
+        open_chat(self, frame.row(0, named=True))
 
     def action_back(self) -> None:
         if self.live and self.exited is None:

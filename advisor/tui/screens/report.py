@@ -21,9 +21,9 @@ from advisor.tui.runs import report_filters
 class ReportScreen(Screen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
-    def __init__(self, filter_text: str):
+    def __init__(self, filter_text: str = "", filters: dict[str, str] | None = None):
         super().__init__()
-        self.filters = report_filters(filter_text)
+        self.filters = report_filters(filter_text) if filters is None else dict(filters)
 
     def compose(self) -> ComposeResult:
         yield Header()

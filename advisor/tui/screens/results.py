@@ -5,7 +5,11 @@
 Keys: ``/`` filter (``task=smoke status=ok lora wall_time_s>10``), ``s`` sort by the next column
 (``S`` reverses; clicking a header sorts by it), space select, ``c`` compare the selected runs side by side, ``r`` write
 and open the comparison report for the filter, Enter replays a run's progress when its folder has
-events, F5 reloads. Runs the wizard launched show the launch's estimate next to what was measured
+events, F5 reloads. Per run (the highlighted row): ``t`` chat with it (base vs tuned, screens/chat.py),
+``e`` export it (HF folder or GGUF q8_0, screens/export.py), ``o`` open its report (the comparison
+report of its task, model and hardware), ``y`` copy its reproduce command (``tunebench train
+<run>/stack.json``) to the clipboard and show it in the status line. Runs the wizard launched show
+the launch's estimate next to what was measured
 (``est GiB`` vs ``peak GiB``, ``est train`` vs ``train``: advisor/tui/estimates.py).
 """
 from __future__ import annotations
@@ -38,7 +42,9 @@ class ResultsScreen(WizardScreen):
     STEP = "Results"
     BINDINGS = [Binding("slash", "filter", "Filter"), Binding("s", "sort", "Sort col"), Binding("S", "reverse", "Reverse"),
                 Binding("space", "toggle", "Select"), Binding("c", "compare", "Compare"),
-                Binding("r", "report", "Report"), Binding("f5", "reload", "Reload"),
+                Binding("r", "report", "Report"), Binding("t", "chat", "Chat"), Binding("e", "export", "Export"),
+                Binding("o", "run_report", "Run report"), Binding("y", "copy_command", "Copy cmd"),
+                Binding("f5", "reload", "Reload"),
                 Binding("escape", "back", "Back")]
 
     def __init__(self, highlight: list[str] | None = None):
@@ -48,6 +54,7 @@ class ResultsScreen(WizardScreen):
         self.sort_col, self.sort_desc = "created_at", True
         self.filter_text = ""
         self.damaged: list[str] = []
+        self.last_command = ""  # the reproduce command y copied last
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -162,6 +169,56 @@ class ResultsScreen(WizardScreen):
         from advisor.tui.screens.report import ReportScreen
 
         self.app.push_screen(ReportScreen(self.filter_text))
+
+    def current_row(self) -> dict | None:
+        rid = self.current_run()
+        if rid is None:
+            self.set_status("no run highlighted", error=True)
+            return None
+        return self.frame.filter(pl.col("run_id") == rid).row(0, named=True)
+
+    def action_chat(self) -> None:
+        from advisor.tui.screens.chat import open_chat
+
+        row = self.current_row()
+        if row is not None:
+            open_chat(self, row)
+
+    def action_export(self) -> None:
+        from advisor.tui.screens.export import ExportScreen
+
+        row = self.current_row()
+        if row is None:
+            return
+        if row["status"] != "ok" or not row.get("output_dir"):
+            self.set_status(f"run {row['run_id']} has no finished model to export (status {row['status']})",
+                            error=True)
+            return
+        self.app.push_screen(ExportScreen(row))
+
+    def action_run_report(self) -> None:
+        from advisor.tui.run_actions import report_filters
+        from advisor.tui.screens.report import ReportScreen
+
+        row = self.current_row()
+        if row is not None:
+            self.app.push_screen(ReportScreen(filters=report_filters(row)))
+
+    def action_copy_command(self) -> None:
+        from advisor.tui.run_actions import reproduce_command
+        from common.errors import UserError
+
+        row = self.current_row()
+        if row is None:
+            return
+        try:
+            command = reproduce_command(row, self.app.db_dir)
+        except UserError as e:
+            self.set_status(str(e), error=True)
+            return
+        self.app.copy_to_clipboard(command)
+        self.last_command = command
+        self.set_status(f"copied: {command}")
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         from advisor.tui.process import FinishedRun, run_folder

@@ -24,7 +24,11 @@ SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
 def snap_root():
     shutil.rmtree(ROOT, ignore_errors=True)
     seed_db(ROOT / "db")
+    # A fixed, empty home too: the Launch screen names the models folder and which models are local.
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TUNEBENCH_HOME", str(ROOT / "home"))
     yield ROOT
+    mp.undo()
     shutil.rmtree(ROOT, ignore_errors=True)
 
 

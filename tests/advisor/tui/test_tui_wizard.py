@@ -94,10 +94,17 @@ def test_wizard_launches_tiny_tryout_and_shows_it_in_results(tmp_path):
             assert stats["step"] == 3 and stats["loss"] is not None and stats["tokens_per_s"]
             assert screen.query_one(Sparkline).data, "loss events reached the sparkline"
             assert not alive(proc.pid)
+            rid = screen.exited.run_ids[-1]
+            await pilot.press("t")          # the finished run's last stage, in the Chat screen
+            chat = app.screen
+            assert type(chat).__name__ == "ChatScreen" and chat.record["run_id"] == rid
+            await wait_until(pilot, lambda: chat.session is not None, 60, "the chat to load")
+            await pilot.pause()
+            assert chat.starters and chat.query("#starter-0")
+            await pilot.press("escape")
             await pilot.press("r")
             assert type(app.screen).__name__ == "ResultsScreen"
             table = app.screen.query_one(DataTable)
-            rid = screen.exited.run_ids[-1]
             row = [str(c) for c in table.get_row(rid)]   # the new run is highlighted (rich Text cells)
             assert row[1:5] == [rid, stack, "tiny-llama", "ok"]
         df = read_runs(tmp_path / "db")
@@ -106,7 +113,7 @@ def test_wizard_launches_tiny_tryout_and_shows_it_in_results(tmp_path):
     asyncio.run(main())
 
 
-def test_wizard_launches_the_recommendation_on_the_users_data(tmp_path):
+def test_wizard_launches_the_recommendation_on_the_users_data(smollm2, tmp_path):
     """Issue 17's done-when: a 50-row JSONL of pairs in the Task step, sft:lora on smollm2-135m launched
     as recommended (its micro-batch / checkpointing), and Results shows estimate next to measured."""
     from advisor.tui.fmt import gib, seconds
