@@ -184,6 +184,24 @@ def test_wizard_launches_the_recommendation_on_the_users_data(smollm2, tmp_path)
             assert cells["peak GiB"] == gib(row["peak_gib"], unit=False)
             assert (cells["est train"], cells["train"]) == (seconds(row["est_train_s"]), seconds(row["train_s"]))
             assert json.loads(row["hyperparams"])["hp"]["eval_limit"] == 4
+            # issue 20: the launched smollm2 run can be chatted with, next to its base
+            from advisor.tui.screens.chat import MAX_NEW_TOKENS
+            from bench.chat import generate
+
+            await pilot.press("t")
+            chat = app.screen
+            assert type(chat).__name__ == "ChatScreen" and chat.record["run_id"] == "tui-data-0"
+            await wait_until(pilot, lambda: chat.session is not None, 120, "the smollm2 run to load")
+            await pilot.pause()
+            prompt = "Give one tip for writing clear emails."
+            box = chat.query_one("#prompt", Input)
+            box.value = prompt
+            box.focus()
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: len(chat.replies) == 2 and not chat.busy, 240, "both replies")
+            for which in ("base", "tuned"):
+                want = generate(chat.record, prompt, which, max_new_tokens=MAX_NEW_TOKENS).text
+                assert chat.replies[which].text == want, which
 
     asyncio.run(main())
 
