@@ -104,6 +104,21 @@ def lora_share_and_quality(lines: list[Line]) -> list[Verdict]:
     return out
 
 
+def _memory_ratio(claim: str, a: Line, b: Line, limit: float, head: str, other: str, word: str,
+                  where: str) -> Verdict:
+    """Peak memory of ``a`` at most ``limit`` × that of ``b`` over the whole interval of the ratio,
+    both measured the same way (GPU reserved or host RSS)."""
+    if a.memory_source != b.memory_source:
+        return Verdict(claim, NOT_MEASURED, f"memory measured differently ({a.memory_source} vs {b.memory_source})", where)
+    lo, hi = ratio(a.memory, b.memory)
+    holds = at_most(lo, hi, limit, _known(a.memory, b.memory))
+    span = f"{lo:.0%}" if lo == hi else f"{lo:.0%}–{hi:.0%}"
+    return Verdict(claim, _tri(holds),
+                   f"{head} {_show(a.memory, fmt.nbytes)} vs {other} {_show(b.memory, fmt.nbytes)} = {span} "
+                   f"({word}: ≤ {limit:.0%})" + ("" if holds is not None else f"; {why_not_known(a.memory, b.memory)}"),
+                   where)
+
+
 QLORA_CLAIM = "QLoRA uses far less memory than LoRA"
 
 
@@ -117,17 +132,8 @@ def qlora_memory(lines: list[Line]) -> list[Verdict]:
         if not lora or q.memory is None or lora[0].memory is None:
             out.append(Verdict(QLORA_CLAIM, NOT_MEASURED, "needs peak memory of sft:qlora and sft:lora on one task", q.task))
             continue
-        lora = lora[0]
-        if q.memory_source != lora.memory_source:
-            out.append(Verdict(QLORA_CLAIM, NOT_MEASURED, f"memory measured differently ({q.memory_source} vs {lora.memory_source})", q.task))
-            continue
-        lo, hi = ratio(q.memory, lora.memory)
-        far = at_most(lo, hi, 0.6, _known(q.memory, lora.memory))
-        span = f"{lo:.0%}" if lo == hi else f"{lo:.0%}–{hi:.0%}"
-        out.append(Verdict(QLORA_CLAIM, _tri(far),
-                           f"peak {q.memory_source}: QLoRA {_show(q.memory, fmt.nbytes)} vs LoRA "
-                           f"{_show(lora.memory, fmt.nbytes)} = {span} (far less: ≤ 60%)"
-                           + ("" if far is not None else f"; {why_not_known(q.memory, lora.memory)}"), q.task))
+        out.append(_memory_ratio(QLORA_CLAIM, q, lora[0], 0.6, f"peak {q.memory_source}: QLoRA", "LoRA",
+                                 "far less", q.task))
     return out or _none(QLORA_CLAIM, "no measured sft:qlora run")
 
 
@@ -282,16 +288,8 @@ def grpo_saves_memory(lines: list[Line]) -> list[Verdict]:
     out = []
     for sets, same in _matched(lines, ("grpo", "ppo"), "memory"):
         g, p = sets["grpo"], sets["ppo"]
-        if g.memory_source != p.memory_source:
-            out.append(Verdict(GRPO_CLAIM, NOT_MEASURED, f"memory measured differently ({g.memory_source} vs {p.memory_source})", _where(sets, same)))
-            continue
-        lo, hi = ratio(g.memory, p.memory)
-        saves = at_most(lo, hi, 0.95, _known(g.memory, p.memory))
-        span = f"{lo:.0%}" if lo == hi else f"{lo:.0%}–{hi:.0%}"
-        out.append(Verdict(GRPO_CLAIM, _tri(saves),
-                           f"{g.method}: peak {g.memory_source} GRPO {_show(g.memory, fmt.nbytes)} vs PPO "
-                           f"{_show(p.memory, fmt.nbytes)} = {span} (saves: ≤ 95%)"
-                           + ("" if saves is not None else f"; {why_not_known(g.memory, p.memory)}"), _where(sets, same)))
+        out.append(_memory_ratio(GRPO_CLAIM, g, p, 0.95, f"{g.method}: peak {g.memory_source} GRPO", "PPO",
+                                 "saves", _where(sets, same)))
     return out or _none(GRPO_CLAIM, "needs peak memory of grpo and ppo runs with one parameterization")
 
 
