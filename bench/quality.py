@@ -31,14 +31,11 @@ def _pairs(records: list[dict], fmt: str) -> list[tuple[str, str]]:
 
 @torch.no_grad()
 def task_loss(model, tokenizer, records: list[dict], fmt: str, max_length: int = 512, batch_size: int = 8) -> float | None:
-    pairs = _pairs(records, fmt)
-    if not pairs:
-        return None
-    was = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    total, count = 0.0, 0
-    for prompt, target in pairs:
+    """Mean NLL per target token. Items run ``batch_size`` at a time, right-padded and sorted by length
+    (the pads are masked out of attention and loss, positions count from 0 as for one item alone):
+    scoring a full test split one item per forward took a third of a CPU matrix run."""
+    items = []
+    for prompt, target in _pairs(records, fmt):
         if prompt:
             head = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
                                                  add_generation_prompt=True)
@@ -47,15 +44,26 @@ def task_loss(model, tokenizer, records: list[dict], fmt: str, max_length: int =
         else:
             p_ids, t_ids = [], tokenizer(target, add_special_tokens=False)["input_ids"]
         ids = (p_ids + t_ids)[:max_length]
-        if len(ids) < 2:
-            continue
-        labels = ([-100] * len(p_ids) + t_ids)[:max_length]
-        x = torch.tensor([ids], device=device)
-        y = torch.tensor([labels], device=device)
-        logits = model(input_ids=x).logits[:, -x.shape[1]:].float()  # soft prompts prepend positions
-        nll = torch.nn.functional.cross_entropy(logits[0, :-1], y[0, 1:], ignore_index=-100, reduction="sum")
-        n = int((y[0, 1:] != -100).sum())
-        total, count = total + nll.item(), count + n
+        if len(ids) >= 2:
+            items.append((ids, ([-100] * len(p_ids) + t_ids)[:max_length]))
+    if not items:
+        return None
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    items.sort(key=lambda it: len(it[0]))
+    total, count = 0.0, 0
+    for i in range(0, len(items), max(1, batch_size)):
+        batch = items[i:i + batch_size]
+        width = len(batch[-1][0])
+        x = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch], device=device)
+        y = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch], device=device)
+        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch], device=device)
+        logits = model(input_ids=x, attention_mask=mask).logits[:, -width:].float()  # soft prompts prepend positions
+        nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), y[:, 1:].reshape(-1),
+                                                ignore_index=-100, reduction="sum")
+        total, count = total + nll.item(), count + int((y[:, 1:] != -100).sum())
     model.train(was)
     return total / count if count else None
 

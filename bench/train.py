@@ -151,6 +151,7 @@ class StagePlan:
     train: list[dict]
     eval: list[dict]
     checker: Callable[[str, str], float] | None = None
+    user_data: bool = False  # the user's own files, not a prepared task (no checksum to key a cache on)
 
 
 @dataclass
@@ -230,7 +231,8 @@ class StackRun:
             source = userdata.stage_source(self.spec, st)
             if source is not None:  # the user's own data, split and converted for this objective
                 ud = userdata.stage_data(source, obj, hp, st.label)
-                plans.append(StagePlan(task=ud.label, hp=hp, train=ud.train, eval=ud.eval, checker=ud.checker))
+                plans.append(StagePlan(task=ud.label, hp=hp, train=ud.train, eval=ud.eval, checker=ud.checker,
+                                       user_data=True))
                 continue
             task = st.task or self.spec.task
             plans.append(StagePlan(
@@ -367,9 +369,14 @@ class StackRun:
         s.before = dict(loss=None, metric=None, general=None)
         if not s.causal:
             return
-        s.before["loss"] = task_loss(model, tok, s.plan.eval, s.obj.data, hp.max_length)
         # a quantized base scores differently from the same folder in full precision
         variant = s.par.name if s.par.load_kwargs else "fp32"
+        score = lambda: task_loss(model, tok, s.plan.eval, s.obj.data, hp.max_length)  # noqa: E731
+        # Every run of a matrix scores the same untouched base on the same items: cache it for prepared
+        # tasks (their checksum is in the key); the user's own data is scored every time.
+        s.before["loss"] = (baseline(s.model_dir, f"task-loss-{variant}-{s.obj.data}-{hp.max_length}", task,
+                                     hp.eval_limit, score)
+                             if not s.plan.user_data and taskdata.manifest(task) else score())
         if hp.metric_limit:
             s.before["metric"] = baseline(s.model_dir, f"metric-{variant}", task, hp.metric_limit,
                                           lambda: task_metric(model, tok, task, hp.metric_limit))
