@@ -14,19 +14,21 @@ derived live in ``advisor/calibration.json`` (``tunebench estimate calibrate`` r
 Mechanisms read off the tracer (bench/trace.py, which runs the real step on fake tensors and is
 scored against this estimator by ``tunebench estimate trace-grid``): fp32 master weights
 (``master_weights``: 4-byte weights and states, and autocast's bf16 copy of every linear weight kept
-for the backward), bnb's NF4 storage and prepare_model_for_kbit_training's fp32 upcast, TRL's fused
-LM head (``lm_head="fused"``; DPO/KTO/GRPO always), the reference as a deep copy for
-parameterizations peft does not apply, a rollout's KV cache freed before the training forward, and
-tunebench's PPO (a separate reward model, a value head on the policy).
+for the backward), bnb's NF4 storage and prepare_model_for_kbit_training's fp32 upcast (an fp32
+residual stream), TRL's fused LM head (``lm_head="fused"``; DPO/KTO/GRPO always) and its tile, the
+reference as a deep copy for parameterizations peft does not apply, a rollout's KV cache freed before
+the training forward, tunebench's PPO (a separate reward model, a value head on the policy, fp32 logits), bnb's int8
+matmul keeping its input past checkpointing, peft tuners that return their input's dtype, a
+layer's backward gradients (LAYER_GRADS) and in-place optimizer steps.
 
 What a method is comes from its card (methods/card.py), never from its name: the parameterization's
 ``memory`` traits (trainable count, base storage, kept layers, per-token and per-layer terms, extra
 tokens) evaluated on the model's Shape and the method's validated settings (``method_config``), and
 the objective's ``needs`` (reference, teacher, value model), ``head`` and ``memory`` (sequences per
-example, whether it generates). The estimator adds only what every layer keeps whatever trains
-(norms, attention q/k/v/out, MLP activations); the card's ``per_token`` is the rest, including
-every base linear's input where the base trains (``trains_base_linears``, which also makes the
-backward compute weight gradients).
+example, whether it generates, which LM head its trainer runs). The estimator adds only what every
+layer keeps whatever trains (norms, attention q/k/v/out, MLP activations); the card's ``per_token`` is
+the rest, including every base linear's input where the base trains (``trains_base_linears``, which
+also makes the backward compute weight gradients).
 """
 from __future__ import annotations
 
@@ -50,14 +52,13 @@ CALIBRATION = Path(__file__).parent / "calibration.json"
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 OPTIMIZERS = {"adamw": None, "adamw8bit": 2.0, "paged_adamw8bit": 2.0, "sgd": 0.0}
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # 4-bit codes + 8-bit absmax per 64 + fp32 per 256 absmax (double quant)
-# Objectives whose trainer computes the next-token loss through TRL's fused, tiled LM head.
-FUSED_HEAD_FAMILIES = ("pretraining", "supervised", "distillation")
-# TRL 1.16's DPOTrainer, KTOTrainer and GRPOTrainer score log-probs through the same fused head
-# (their __init__ calls add_fused_lm_head); CPO/SimPO and ORPO (trl.experimental) build full logits,
-# as does tunebench's own PPO loop. Which TRL trainer an objective runs is not on its card yet.
-FUSED_HEAD_OBJECTIVES = ("dpo", "ipo", "rlaif", "kto", "grpo")
 FUSED_TILE_TOKENS, FUSED_TILE_VOCAB = 4096, 32768  # trl/kernels TOKEN_CHUNK_SIZE, _CHUNKED_LOGPROB_CHUNK_SIZE
-DEFAULTS = {"fused_tile_bytes": 24.0, "activation_scale": 1.0, "logits_scale": 1.0, "alloc_overhead": 0.0,
+# (tokens x intermediate) gradients a layer's backward holds at its peak: the MLP's (down_proj's input,
+# the activation's and up's outputs, gate's output). Read off the tracer: the grid's checkpointed rows
+# hold 2.4-8 of them (median ~4.5) beyond the recomputed layer, its unchecked rows 3.9-6.6 where they
+# exceed the LM head's tile (reports/reference/trace-grid/results.csv, t_backward_temp).
+LAYER_GRADS = 4
+DEFAULTS = {"fused_tile_bytes": 32.0, "activation_scale": 1.0, "logits_scale": 1.0, "alloc_overhead": 0.0,
             "cuda_context_gib": 0.5, "mfu": 0.35, "cpu_runtime_gib": 1.0}
 # Adapter-target presets for --targets (or a comma list of module names).
 TARGETS = {
@@ -204,15 +205,6 @@ def _kept_layers(card: ParamCard, s: Shape, cfg: BaseModel) -> int:
     return s.layers if fn is None else min(s.layers, int(fn(s, cfg)))
 
 
-def _head_trains(card: ParamCard, s: Shape, cfg: BaseModel, n_train: int) -> bool:
-    """The LM head (or the tied embedding) is among the trained base weights: its gradient is
-    built while the logits' gradients are alive. Read from the card: in-base trainables beyond
-    the kept layers' weights hold at least a vocab×hidden matrix (full; freeze with its head)."""
-    if not card.memory.in_base:
-        return False
-    return n_train - _kept_layers(card, s, cfg) * s.layer_params() >= s.vocab * s.hidden
-
-
 def _weights_bytes(s: Shape, base: str, e: int) -> float:
     if base == "nf4":
         return s.linear_params() * NF4_BYTES + (s.params() - s.linear_params()) * e
@@ -248,14 +240,6 @@ def _autocast_copies(st: "_Stage", layers: int) -> float:
     return 2.0 * layers * (st.s.linear_params() / st.s.layers)
 
 
-def _peft_backed(name: str) -> bool:
-    """The parameterization is applied through peft (methods/_peft.py): a PeftModel whose
-    adapters TRL disables to get the reference, instead of a frozen deep copy."""
-    from methods.registry import PARAMETERIZATIONS
-
-    return PARAMETERIZATIONS[name].apply.__module__ == "methods._peft"
-
-
 def _per_token_layer(req: Request, card: ParamCard, cfg: BaseModel, e: int, attended: int) -> float:
     """Bytes autograd keeps per token in one transformer layer."""
     s = req.shape
@@ -264,14 +248,27 @@ def _per_token_layer(req: Request, card: ParamCard, cfg: BaseModel, e: int, atte
     b = 2 * 4 * h + e * (2 * dq + 2 * dkv)
     if req.attn == "eager":
         b += (4 + e) * s.heads * attended   # fp32 softmax output + the probabilities in compute dtype
-    b += (3 * e * i if s.mlp == "gated" else e * i) * k  # activation input/output and the up branch
+    m = _mlp_bytes(req, card, e)
+    b += (3 * m * i if s.mlp == "gated" else m * i) * k  # activation input/output and the up branch
     # What trains adds its own: the card's per_token. Where the base's linears train
     # (trains_base_linears: full, freeze) that is every linear's input and the norms' weighted
     # inputs, which the full and freeze cards state in their per_token, so it is not added here again.
-    # Each adapter keeps its own copy of its input: fp32 when it upcasts (no autocast, as in a
-    # plain PyTorch loop), in the compute dtype when autocast casts it for the matmul.
-    ab = 4 if (e == 4 or (req.adapter_fp32 and not req.amp)) else e
-    return b + card.memory.per_token(s, cfg, e, ab)
+    # Each adapter keeps its own copy of its input, in the dtype its matmul runs in.
+    return b + card.memory.per_token(s, cfg, e, _adapter_bytes(req, e))
+
+
+def _mlp_bytes(req: Request, card: ParamCard, e: int) -> int:
+    """Bytes per element of the MLP's activations: the model's dtype where gate/up return it (bnb's 4-bit
+    matmul runs outside autocast, in bnb_4bit_compute_dtype; the card's outputs_input_dtype), else autocast's."""
+    if card.memory.outputs_input_dtype:
+        return 4 if req.master_weights else e
+    return (4 if req.master_weights else e) if card.memory.base == "nf4" else e
+
+
+def _adapter_bytes(req: Request, e: int) -> int:
+    """Bytes per element an adapter's matmul runs in: fp32 when it upcasts (no autocast, as in a plain
+    PyTorch loop), the compute dtype when autocast casts its operands."""
+    return 4 if (e == 4 or (req.adapter_fp32 and not req.amp)) else e
 
 
 def _kv_cache(s: Shape, seqs: int, length: int, e: int) -> float:
@@ -321,6 +318,12 @@ class _Stage:
         return self.par.memory.in_base  # trainables are base weights: no separate copy, the base dtype
 
     @property
+    def hs(self) -> int:
+        """Bytes per element of the residual stream between layers: fp32 with fp32 master weights and on a
+        quantized base (prepare_model_for_kbit_training upcasts embeddings and norms), else the compute dtype."""
+        return 4 if self.req.master_weights or self.par.memory.base != "dense" else self.e
+
+    @property
     def shards(self) -> int:
         return self.req.num_gpus if self.req.zero_stage else 1
 
@@ -346,7 +349,7 @@ def _resolve(req: Request, consts: dict | None) -> _Stage:
         notes.append("fp32 master weights and optimizer states, bf16 autocast compute (16 B per trained parameter)")
     # peft keeps adapters in fp32 on a bf16 base (autocast_adapter_dtype); tunebench's own
     # bottleneck adapters take the model's dtype
-    adapter_fp32 = req.adapter_fp32 and e < 4 and _peft_backed(par.name)
+    adapter_fp32 = req.adapter_fp32 and e < 4 and par.peft
     seq = req.seq_len + par.memory.extra_tokens(cfg)
     if obj.memory.generates:  # the policy trains on prompt + generated completion
         seq += req.gen_len
@@ -362,29 +365,19 @@ def _policy_parts(st: _Stage) -> dict[str, float]:
     state = OPTIMIZERS[st.req.optimizer]
     kept_layers = _kept_layers(st.par, s, st.cfg)  # all layers when anything trains in (or before) the first
     per_layer = _per_token_layer(st.req, st.par, st.cfg, st.e, st.attended)
-    fixed = mem.layer_fixed(s, st.cfg)
+    fixed = mem.layer_fixed(s, st.cfg, _adapter_bytes(st.req, st.e))
+    unfreed = st.tokens * kept_layers * mem.unfreed_per_token(s, st.e)  # kept with or without checkpointing
+    # What one layer's backward holds beyond the kept activations: LAYER_GRADS (tokens x intermediate)
+    # gradients at its peak, and with checkpointing the layer's recomputed activations.
+    layer_bwd = LAYER_GRADS * st.tokens * s.intermediate * s.experts_per_token * _mlp_bytes(st.req, st.par, st.e)
     if st.req.grad_ckpt:
-        # Only each layer's input survives; one layer is recomputed at a time in the backward.
-        acts = st.tokens * (kept_layers * st.e * s.hidden + per_layer) + fixed + _autocast_copies(st, 1)
+        # Only each layer's input survives (in the residual stream's dtype); the backward recomputes one
+        # layer at a time.
+        acts = st.tokens * kept_layers * st.hs * s.hidden + unfreed
+        layer_bwd += st.tokens * per_layer + fixed + _autocast_copies(st, 1)
     else:
-        acts = st.tokens * kept_layers * per_layer + fixed * kept_layers + _autocast_copies(st, kept_layers)
-    if st.obj.head == "seq_cls":
-        logits = st.tokens * s.hidden * st.e
-    elif st.obj.family in FUSED_HEAD_FAMILIES and st.req.lm_head == "full":
-        logits = st.tokens * s.vocab * (st.e + 12) * c["logits_scale"]  # bf16 logits + fp32 upcast, log-softmax, grads
-    elif st.obj.family in FUSED_HEAD_FAMILIES or st.obj.name in FUSED_HEAD_OBJECTIVES:
-        # TRL's fused LM head (trl/kernels/chunked_logprob.py): no full logits; the projection runs
-        # on one (4096 tokens x 32768 vocab) buffer at a time, and the backward builds the hidden
-        # states' gradient in fp32. fused_tile_bytes: bytes per tile element, with the fold's temporaries.
-        tile = min(st.tokens, FUSED_TILE_TOKENS) * min(s.vocab, FUSED_TILE_VOCAB)
-        logits = tile * c["fused_tile_bytes"] + st.tokens * s.hidden * 4
-    else:
-        # full logits in the compute dtype, and TRL's selective_log_softmax: a bf16 row-by-row
-        # log-softmax kept for the backward (another copy), fp32 via logsumexp (no second copy)
-        scored = st.tokens
-        # (under autocast the log-softmax runs in fp32: a bf16 logit + an fp32 log-prob per element)
-        per = (st.e + 4) if st.req.master_weights else (2 * st.e if st.e == 2 else st.e)
-        logits = scored * s.vocab * per * c["logits_scale"]
+        acts = st.tokens * kept_layers * per_layer + fixed * kept_layers + _autocast_copies(st, kept_layers) + unfreed
+    logits, logits_kept = _logits(st)
     return {
         "weights": _stored_weights(st),
         # frozen tensors the method adds count here too (VeRA's shared projections)
@@ -392,10 +385,45 @@ def _policy_parts(st: _Stage) -> dict[str, float]:
         "optimizer": st.n_train * (2 * st.p_bytes if state is None else state),
         "grads": st.n_train * st.p_bytes,
         "acts": acts * c["activation_scale"],
-        "acts_one_model": st.tokens * kept_layers * per_layer * c["activation_scale"],
+        "layer_bwd": layer_bwd * c["activation_scale"],
         "logits": logits,
-        "head_grad": s.vocab * s.hidden * st.w if _head_trains(st.par, s, st.cfg, st.n_train) else 0.0,
+        "logits_kept": logits_kept,
+        "head_grad": s.vocab * s.hidden * st.w if mem.trains_head(st.cfg) else 0.0,
     }
+
+
+def _logits(st: _Stage) -> tuple[float, float]:
+    """Bytes of the LM head and loss: (what lives only while the head runs forward and backward, what
+    stays through the layers' backward). Which head runs is the objective card's ``memory.lm_head``."""
+    s, e, c, head = st.s, st.e, st.c, st.obj.memory.lm_head
+    # autocast's bf16 copy of an fp32 head weight (fp32 master weights) lives while the head runs
+    cast = 2 * s.vocab * s.hidden if st.req.master_weights else 0.0
+    if st.obj.head == "seq_cls":
+        return 0.0, st.tokens * s.hidden * e
+    elements = st.tokens * s.vocab
+    if head == "next_token" and st.req.lm_head == "full":
+        return elements * (e + 12) * c["logits_scale"], 0.0  # bf16 logits + fp32 upcast, log-softmax, grads
+    if head in ("next_token", "fused"):
+        # TRL's fused LM head (trl/kernels/chunked_logprob.py): no full logits; the projection runs
+        # on one (4096 tokens x 32768 vocab) buffer at a time (an fp32 head weight cast one vocab chunk
+        # at a time), and the backward builds the hidden states' gradient in fp32 and a trained head's
+        # in an fp32 buffer of the whole weight. fused_tile_bytes: bytes per tile element, with the
+        # fold's temporaries.
+        tile = min(st.tokens, FUSED_TILE_TOKENS) * min(s.vocab, FUSED_TILE_VOCAB)
+        chunk_cast = cast * min(1.0, FUSED_TILE_VOCAB / s.vocab)
+        grad_acc = 4 * s.vocab * s.hidden if st.par.memory.trains_head(st.cfg) else 0.0
+        return tile * c["fused_tile_bytes"] + chunk_cast + grad_acc, st.tokens * s.hidden * 4
+    if head == "upcast":
+        # tunebench's PPO (methods/_ppo.py): the update's logits upcast to fp32 and a full fp32 log-softmax
+        # kept for the backward (the compute-dtype logits are freed when the forward returns)
+        return elements * 8 + cast, 0.0
+    # full logits in the compute dtype and TRL's selective_log_softmax: a row-by-row log-softmax kept
+    # for the backward (another copy; autocast on the CPU keeps it in bf16), fp32 via logsumexp (no copy)
+    per = 2 * e if e == 2 else e
+    # the next-token NLL over some sequences (ORPO's chosen half): F.cross_entropy on a contiguous copy
+    # of their logits, upcast to fp32, with an fp32 log-softmax kept for the backward
+    per += st.obj.memory.nll_share * (e + 4 + 4)
+    return elements * per * c["logits_scale"] + cast, 0.0
 
 
 def _extra_models(st: _Stage, parts: dict[str, float]) -> dict[str, float]:
@@ -404,14 +432,15 @@ def _extra_models(st: _Stage, parts: dict[str, float]) -> dict[str, float]:
     extras: dict[str, float] = {}
     frozen_copy = _stored_weights(st)
     if "reference" in obj.needs and not req.precompute_ref and not _grpo_without_kl(obj):
-        if not _peft_backed(st.par.name):  # TRL deep-copies a plain model as its reference
+        if not st.par.peft:  # TRL deep-copies a plain model as its reference
             extras["reference_model"] = frozen_copy
         else:
             st.notes.append("reference = the same base with adapters disabled (no extra copy)")
     if "teacher" in obj.needs:
         t = req.teacher or s
         extras["teacher_model"] = t.params() * st.w
-        extras["teacher_logits"] = st.tokens * t.vocab * (e + 4)
+        if obj.memory.teacher_logits(obj.settings()):
+            extras["teacher_logits"] = st.tokens * t.vocab * (e + 4)
         if req.teacher is None:
             st.notes.append("teacher defaults to a model of the student's shape; pass --teacher for a bigger one")
     if obj.memory.generates:
@@ -440,7 +469,7 @@ def _shard(st: _Stage, parts: dict[str, float], extras: dict[str, float]) -> Non
     if zero >= 2:
         parts["grads"] /= n
         parts["head_grad"] /= n  # gradients are reduce-scattered into shards as the backward produces them
-    if zero >= 3:
+    if zero >= 3 and n > 1:  # one rank holds everything: nothing to shard or gather
         parts["weights"] = parts["weights"] / n + st.s.layer_params() * st.w
         parts["adapter"] /= n
         for k in ("reference_model", "teacher_model", "reward_model", "value_model"):
@@ -450,16 +479,22 @@ def _shard(st: _Stage, parts: dict[str, float], extras: dict[str, float]) -> Non
 
 def _breakdown(st: _Stage, parts: dict[str, float], extras: dict[str, float]) -> dict[str, float]:
     """Peak = what stays + the larger of the two transient phases: the backward (activations,
-    logits, gradients) or the optimizer step (gradients + foreach temporaries)."""
+    logits, gradients) or the end of the backward and the optimizer step (every gradient)."""
     own_grads = 0 if st.in_base else parts["grads"]
-    backward = parts["acts"] + parts["logits"] + parts["head_grad"] + own_grads
-    step_temps = st.n_train * st.p_bytes / (st.shards if st.req.zero_stage >= 1 else 1)
-    step = parts["grads"] + step_temps
+    # the head's logits are gone before the backward reaches the layers, so a layer's backward
+    # (gradients, recomputed activations) and the logits never coexist: the larger of the two counts
+    transient = max(parts["layer_bwd"], parts["logits"])
+    backward = parts["acts"] + transient + parts["logits_kept"] + parts["head_grad"] + own_grads
+    # every optimizer here steps in place (torch's fused AdamW, HF's default; SGD without momentum;
+    # bnb's 8-bit kernels): the tracer sees no step temporaries, so the step phase is the gradients
+    step = parts["grads"]
     if backward >= step:
-        phase = {"gradients": parts["head_grad"] + own_grads, "activations": parts["acts"], "logits": parts["logits"]}
+        in_layers = parts["layer_bwd"] > parts["logits"]
+        phase = {"gradients": parts["head_grad"] + own_grads,
+                 "activations": parts["acts"] + (parts["layer_bwd"] if in_layers else 0.0),
+                 "logits": (0.0 if in_layers else parts["logits"]) + parts["logits_kept"]}
     else:
-        phase = {"gradients": parts["grads"], "optimizer_step_temporaries": step_temps, "activations": 0.0,
-                 "logits": 0.0}
+        phase = {"gradients": parts["grads"], "activations": 0.0, "logits": 0.0}
     kv = extras.get("generation_kv_cache", 0.0)
     if kv and kv < max(backward, step):
         # rollouts are generated before the training forward: the cache is gone by the backward
@@ -484,9 +519,13 @@ def estimate(req: Request, consts: dict | None = None) -> Estimate:
     _shard(st, parts, extras)
     breakdown = _breakdown(st, parts, extras)
     reserved = sum(breakdown.values())
-    ctx = (st.c["cpu_runtime_gib"] if st.cpu else st.c["cuda_context_gib"]) * GIB
-    breakdown["runtime" if st.cpu else "cuda_context"] = ctx
-    peak = reserved + ctx
+    if st.cpu:  # host RSS: the measured runtime baseline and glibc's retained transients (advisor/cpu_memory.py)
+        from advisor.cpu_memory import overheads
+
+        breakdown.update(overheads(breakdown))
+    else:
+        breakdown["cuda_context"] = st.c["cuda_context_gib"] * GIB
+    peak = sum(breakdown.values())
     hours = cost = None
     if req.tokens:
         hours = timing.hours(req, st.par, st.obj, st.precision, st.c, st.n_train,

@@ -35,13 +35,23 @@ class LoraSettings(TargetSettings):
 
 
 def targets(shape: Shape, cfg: TargetSettings) -> list[tuple[int, int, int]]:
-    """(in, out, copies) of every targeted linear in one layer; copies = experts for MoE MLPs."""
+    """(in, out, copies) of every targeted linear in one layer (copies = 1).
+
+    An MoE's experts are no Linear modules in transformers 5 (one fused 3-D parameter per projection,
+    e.g. MixtralExperts.gate_up_proj), so peft's target_modules adapt only the attention there: the
+    expert MLP names are accepted and match nothing (the trainable counts the tracer reads off peft)."""
+    mods = shape.linears()
+    return [(*mods[m], 1) for m in targeted(shape, cfg)]
+
+
+def targeted(shape: Shape, cfg: TargetSettings) -> list[str]:
+    """The names ``targets`` sizes, in the settings' order (UserError for a module the model lacks)."""
     mods = shape.linears()
     unknown_mods = [m for m in cfg.target_modules if m not in mods and not (m == "gate_proj" and shape.mlp == "plain")]
     if unknown_mods:
         raise UserError(f"unknown target module '{unknown_mods[0]}' (accepted: {', '.join(sorted(mods))})")
     mlp = ("gate_proj", "up_proj", "down_proj")
-    return [(*mods[m], shape.experts if m in mlp else 1) for m in cfg.target_modules if m in mods]
+    return [m for m in cfg.target_modules if m in mods and not (shape.experts > 1 and m in mlp)]
 
 
 def lora_trainable(shape: Shape, cfg: LoraSettings) -> int:
@@ -61,9 +71,10 @@ def input_per_token(shape: Shape, cfg: TargetSettings, e: int, ab: int) -> float
     return sum(ab * i * (routed if k > 1 else 1) for i, _, k in targets(shape, cfg))
 
 
-def weight_delta_bytes(shape: Shape, cfg: TargetSettings) -> float:
-    """An fp32 weight-sized delta (or rotated weight) per projection, built in the forward and kept."""
-    return sum(4 * i * o * k for i, o, k in targets(shape, cfg))
+def weight_delta_bytes(shape: Shape, cfg: TargetSettings, ab: int) -> float:
+    """A weight-sized delta per projection, built in fp32 from the adapter's factors each forward; the
+    matmul keeps it in the dtype it runs in (under autocast a bf16 copy, the fp32 original is freed)."""
+    return sum(ab * i * o * k for i, o, k in targets(shape, cfg))
 
 
 def lora_config(cfg: LoraSettings, **extra):
@@ -110,6 +121,8 @@ def peft_method(
     """
 
     name, quantized = card.name, card.memory.base != "dense"
+    if not card.peft:
+        raise ValueError(f"{name}: a peft-backed card must say peft=True (the estimator reads it)")
 
     def apply(model, cfg):
         from peft import get_peft_model
@@ -125,7 +138,12 @@ def peft_method(
         pcfg = build(cfg)
         pcfg.task_type = task_type(model)
         with fixed_seed(init_seed):
-            return get_peft_model(model, pcfg)
+            model = get_peft_model(model, pcfg)
+        if pcfg.peft_type == "PREFIX_TUNING":  # prefix, ptuning: checkpointing would drop the prefix cache
+            from methods._prefix_cache import keep_prefix_under_checkpointing
+
+            keep_prefix_under_checkpointing(model)
+        return model
 
     def save(model, out_dir):
         model.save_pretrained(out_dir)

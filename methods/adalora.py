@@ -58,7 +58,7 @@ def per_token(shape: Shape, cfg: AdaLoraSettings, e: int, ab: int) -> float:
 
 
 CARD = ParamCard(
-    name="adalora", family="reparameterized", label="AdaLoRA",
+    name="adalora", family="reparameterized", label="AdaLoRA", peft=True,
     trains="SVD-form low-rank P·Λ·Q with rank budget reallocation",
     description="AdaLoRA: init_r=12 pruned to an average target_r=8 by importance; merges into the base",
     settings=AdaLoraSettings, memory=ParamMemory(trainable=trainable, per_token=per_token),

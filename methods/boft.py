@@ -37,16 +37,18 @@ def trainable(shape: Shape, cfg: "BOFTSettings") -> int:
     return shape.layers * sum((cfg.butterfly_factor * i * cfg.block_size + o) * k for i, o, k in targets(shape, cfg))
 
 
-def layer_fixed(shape: Shape, cfg: "BOFTSettings") -> float:
+def layer_fixed(shape: Shape, cfg: "BOFTSettings", ab: int) -> float:
     """The weight-sized rotated weight, plus the fp32 butterfly permutations (factors × in × in) autograd keeps."""
     perms = sum(4 * cfg.butterfly_factor * i * i * k for i, _, k in targets(shape, cfg))
-    return weight_delta_bytes(shape, cfg) + perms
+    return weight_delta_bytes(shape, cfg, ab) + perms
 
 
 CARD = ParamCard(
-    name="boft", family="reparameterized", label="BOFT",
+    name="boft", family="reparameterized", label="BOFT", peft=True,
     trains="butterfly-factored orthogonal rotations + scale on all projections",
     description="BOFT: butterfly orthogonal rotations (block 4, 2 factors; 1 factor on CPU); merges into the base",
-    settings=BOFTSettings, memory=ParamMemory(trainable=trainable, per_token=input_per_token, layer_fixed=layer_fixed),
+    settings=BOFTSettings,
+    memory=ParamMemory(trainable=trainable, per_token=input_per_token, layer_fixed=layer_fixed,
+                       outputs_input_dtype=True),
 )
 peft_method(CARD, build)

@@ -31,6 +31,13 @@ NEEDS = ("reference", "reward_model", "value_model", "judge", "teacher", "checke
 RECORD_FORMATS = tuple(RECORDS)  # common/records.py: one pydantic model per format
 BASE_STORAGE = ("dense", "nf4", "int8")
 LATENCY = ("none", "adapter", "extra-tokens")
+# How an objective's trainer scores tokens (ObjectiveMemory.lm_head): "next_token" = the model's own
+# next-token loss, over full logits (HF Trainer) or TRL's fused tiled head (TRL SFTTrainer), the
+# caller's choice; "fused" = TRL's trainer always patches the fused head (DPO, KTO, GRPO call
+# add_fused_lm_head in __init__); "full" = (tokens × vocab) logits and a selective log-softmax
+# (trl.experimental's ORPO and CPO/SimPO); "upcast" = full logits upcast to fp32 and an fp32 log-softmax
+# (tunebench's PPO update, methods/_ppo.py).
+LM_HEADS = ("next_token", "fused", "full", "upcast")
 # Default learning rate by family (what the methods' papers and PEFT examples use at this scale).
 FAMILY_LR = {"full": 2e-5, "selective": 1e-4, "reparameterized": 2e-4, "quantized": 2e-4,
              "additive": 1e-3, "soft-prompt": 1e-2}
@@ -68,12 +75,21 @@ class ParamMemory:
     per_token(shape, cfg, e, ab): extra bytes per token per layer autograd keeps for the method's
         own tensors, beyond what a frozen layer keeps; ``e`` the compute dtype's bytes, ``ab`` the
         bytes of an adapter's kept input (4 when adapters run in fp32, else e).
-    layer_fixed(shape, cfg): token-independent bytes kept per layer (weight-sized deltas).
+    layer_fixed(shape, cfg, ab): token-independent bytes kept per layer (weight-sized deltas), ``ab`` the
+        bytes of the dtype the adapter's matmul runs in (autocast keeps a compute-dtype copy of an fp32 delta).
     frozen_extra(shape, cfg): bytes of frozen tensors the method adds (VeRA's shared projections).
     extra_tokens(cfg): tokens added to every sequence (prompt tuning's virtual tokens).
     extra_attended(cfg): key/value positions attended but not computed (prefix tuning).
     trains_base_linears: the base's linear weights train (weight-gradient FLOPs in the backward; the
         inputs they keep for it belong in per_token).
+    trains_head(cfg): the LM head (the embedding matrix when tied) trains: its vocab×hidden gradient is
+        built while the logits' gradients are alive.
+    outputs_input_dtype: an adapted projection returns its input's dtype (peft's VeRA casts its result back
+        to x.dtype), so on an fp32 residual stream (fp32 master weights) its outputs, and the MLP's
+        activations after gate/up, are fp32 rather than autocast's dtype.
+    unfreed_per_token(shape, e): bytes per token per layer the base's own layers keep outside autograd's
+        saved tensors, so activation checkpointing does not free them (bnb's int8 matmul holds its input
+        on ``ctx``).
     """
 
     trainable: Callable[[Shape, BaseModel], int]
@@ -81,11 +97,14 @@ class ParamMemory:
     base: str = "dense"
     kept_layers: Callable[[Shape, BaseModel], int] | None = None
     per_token: Callable[[Shape, BaseModel, int, int], float] = _zero
-    layer_fixed: Callable[[Shape, BaseModel], float] = _zero
+    layer_fixed: Callable[[Shape, BaseModel, int], float] = _zero
     frozen_extra: Callable[[Shape, BaseModel], float] = _zero
     extra_tokens: Callable[[BaseModel], int] = lambda cfg: 0
     extra_attended: Callable[[BaseModel], int] = lambda cfg: 0
     trains_base_linears: bool = False
+    trains_head: Callable[[BaseModel], bool] = lambda cfg: False
+    outputs_input_dtype: bool = False
+    unfreed_per_token: Callable[[Shape, int], float] = _zero
 
 
 @dataclass(frozen=True)
@@ -98,6 +117,9 @@ class ParamCard:
     latency: inference cost once deployed: none (merged), adapter (extra modules), extra-tokens.
     shares_base: many trained results can serve from one frozen base (one base, many departments).
     zero_init: the model is unchanged at step 0.
+    peft: applied through peft (methods/_peft.py ``peft_method``): a PeftModel whose adapters stay fp32
+        on a bf16 base (autocast_adapter_dtype) and which TRL disables to get the reference model,
+        instead of deep-copying it.
     """
 
     name: str
@@ -112,6 +134,7 @@ class ParamCard:
     shares_base: bool = True
     zero_init: bool = True
     requires: tuple[str, ...] = ()
+    peft: bool = False
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -141,11 +164,19 @@ class ObjectiveMemory:
     generates: samples completions during training (a KV cache, decode time).
     step_time: a step's wall time relative to an SFT step on the same tokens (rollouts, judging,
         teacher answers), for time estimates before the results database has a measured run.
+    lm_head: how the trainer turns hidden states into the loss (see LM_HEADS).
+    nll_share: share of the scored sequences that also take a next-token NLL over their full logits
+        (ORPO: the chosen half of each pair).
+    teacher_logits(cfg): the teacher scores the training tokens during the step (its logits are alive
+        with the student's), rather than only generating before training.
     """
 
     sequences: int = 1
     generates: bool = False
     step_time: float = 1.0
+    lm_head: Literal["next_token", "fused", "full", "upcast"] = "full"
+    nll_share: float = 0.0
+    teacher_logits: Callable[[BaseModel], bool] = lambda cfg: False
 
 
 @dataclass(frozen=True)
@@ -176,6 +207,8 @@ class ObjectiveCard:
         bad = [n for n in (*self.needs, *self.provides) if n not in NEEDS]
         if bad or self.data not in RECORD_FORMATS or self.family not in OBJECTIVE_FAMILIES:
             raise ValueError(f"{self.name}: unknown need/provide {bad}, data {self.data} or family {self.family}")
+        if self.memory.lm_head not in LM_HEADS:
+            raise ValueError(f"{self.name}: lm_head {self.memory.lm_head} not in {LM_HEADS}")
 
     def make_config(self, values: dict | None = None) -> BaseModel:
         return validate_settings(self.settings, values, f"objective '{self.name}'")

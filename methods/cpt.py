@@ -6,7 +6,7 @@ Documents are concatenated and cut into fixed-length blocks (TRL's "wrapped" pac
 classic pretraining layout, so no compute is spent on padding.
 """
 from methods._trl import dataset, run_trainer, sft_trainer_class, trl_args
-from methods.card import MethodConfig, ObjectiveCard
+from methods.card import MethodConfig, ObjectiveCard, ObjectiveMemory
 from methods.context import StageContext, StageResult
 from methods.registry import register
 
@@ -17,6 +17,7 @@ class CPTSettings(MethodConfig):
 
 CARD = ObjectiveCard(
     name="cpt", family="pretraining", label="DAPT (continued pretraining)", data="text", settings=CPTSettings,
+    memory=ObjectiveMemory(lm_head="next_token"),
     description="continued (domain-adaptive) pretraining: packed next-token loss on a corpus",
 )
 

@@ -35,7 +35,8 @@ CARD = ObjectiveCard(
     needs=("teacher",),
     # The default mode (generations) samples the teacher's answers once, before training: the steps
     # are SFT steps with the teacher resident. Only mode=logits samples during training.
-    memory=ObjectiveMemory(generates=False, step_time=1.5),
+    memory=ObjectiveMemory(generates=False, step_time=1.5, lm_head="next_token",
+                           teacher_logits=lambda cfg: cfg.mode == "logits"),
     description="knowledge distillation: SFT on the teacher's greedy answers (default; the teacher generates "
                 "once before training), or mode=logits: on-policy logit matching (TRL DistillationTrainer)",
 )

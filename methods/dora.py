@@ -22,7 +22,7 @@ def per_token(shape: Shape, cfg: LoraSettings, e: int, ab: int) -> float:
 
 
 CARD = ParamCard(
-    name="dora", family="reparameterized", label="DoRA", trains="LoRA A·B + per-row magnitude on all linear projections",
+    name="dora", family="reparameterized", label="DoRA", trains="LoRA A·B + per-row magnitude on all linear projections", peft=True,
     description="DoRA: magnitude/direction decomposition with a LoRA direction update; merges into the base",
     settings=LoraSettings, memory=ParamMemory(trainable=trainable, per_token=per_token),
 )

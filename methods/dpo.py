@@ -20,7 +20,7 @@ class DPOSettings(MethodConfig):
 
 CARD = ObjectiveCard(
     name="dpo", family="preference", label="DPO", data="preference", settings=DPOSettings,
-    needs=("reference",), memory=ObjectiveMemory(sequences=2),
+    needs=("reference",), memory=ObjectiveMemory(sequences=2, lm_head="fused"),
     description="Direct Preference Optimization (TRL DPOTrainer, sigmoid loss) against the starting model",
 )
 

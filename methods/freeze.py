@@ -29,12 +29,25 @@ def trainable(shape: Shape, cfg: FreezeSettings) -> int:
     return cfg.layers * shape.layer_params() + (shape.vocab * shape.hidden if cfg.train_head else 0)
 
 
+def kept_layers(shape: Shape, cfg: FreezeSettings) -> int:
+    """The trained layers; every layer when the head trains and is tied to the input embedding: the
+    embedding's gradient then needs the backward through the whole stack."""
+    return shape.layers if cfg.train_head and shape.tied else cfg.layers
+
+
+def per_token(shape: Shape, cfg: FreezeSettings, e: int, ab: int) -> float:
+    """The trained layers keep what full fine-tuning keeps (full.per_token), spread over the kept layers
+    (the frozen ones below a trained tied embedding keep only what every layer keeps)."""
+    return full_per_token(shape, cfg, e, ab) * cfg.layers / kept_layers(shape, cfg)
+
+
 CARD = ParamCard(
     name="freeze", family="selective", label="Freeze (last N layers)", trains="last N decoder layers + LM head",
     description="freeze tuning: the last 2 layers and the head train, the rest stays frozen",
     settings=FreezeSettings, shares_base=False,
-    memory=ParamMemory(trainable=trainable, in_base=True, kept_layers=lambda shape, cfg: cfg.layers,
-                       per_token=full_per_token, trains_base_linears=True),
+    memory=ParamMemory(trainable=trainable, in_base=True, kept_layers=kept_layers,
+                       per_token=per_token, trains_base_linears=True,
+                       trains_head=lambda cfg: cfg.train_head),
 )
 
 

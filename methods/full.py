@@ -33,7 +33,8 @@ CARD = ParamCard(
     name="full", family="full", label="Full FT", trains="every parameter",
     description="full fine-tuning: all weights train; the saved folder is a complete model",
     settings=FullSettings, shares_base=False,
-    memory=ParamMemory(trainable=trainable, in_base=True, per_token=per_token, trains_base_linears=True),
+    memory=ParamMemory(trainable=trainable, in_base=True, per_token=per_token, trains_base_linears=True,
+                       trains_head=lambda cfg: True),
 )
 
 

@@ -24,7 +24,7 @@ class GRPOSettings(MethodConfig):
 
 CARD = ObjectiveCard(
     name="grpo", family="rl", label="GRPO", data="prompt_with_checker", settings=GRPOSettings,
-    needs=("checker",), memory=ObjectiveMemory(generates=True, step_time=4.0),
+    needs=("checker",), memory=ObjectiveMemory(generates=True, step_time=4.0, lm_head="fused"),
     description="GRPO: group-sampled completions scored by the task's verifiable checker (TRL GRPOTrainer); "
                 "with the default beta=0 (TRL's) there is no KL term, so no reference model is kept",
 )

@@ -37,16 +37,20 @@ def trainable(shape: Shape, cfg: HRASettings) -> int:
     return shape.layers * sum(cfg.r * i * k for i, _, k in targets(shape, cfg))
 
 
-def layer_fixed(shape: Shape, cfg: HRASettings) -> float:
-    """Per projection the forward builds the reflection product step by step (r in×in fp32 products
-    kept for backward) and the rotated weight (in×out)."""
-    return sum(4 * (cfg.r * i * i + i * o) * k for i, o, k in targets(shape, cfg))
+def layer_fixed(shape: Shape, cfg: HRASettings, ab: int) -> float:
+    """Per projection the forward (peft HRALinear) builds the reflection product step by step from an
+    in×in identity: each of the r ``weight @ u`` matmuls and the final ``eye @ product`` keep their
+    in×in left operand in the dtype the matmul runs in (``ab``; autocast's cast) for the backward, and
+    the rotated weight (out×in) is kept by the linear that applies it."""
+    return sum(ab * ((cfg.r + 1) * i * i + i * o) * k for i, o, k in targets(shape, cfg))
 
 
 CARD = ParamCard(
-    name="hra", family="reparameterized", label="HRA",
+    name="hra", family="reparameterized", label="HRA", peft=True,
     trains="r Householder reflection vectors per linear projection (orthogonal input rotation)",
     description="HRA: products of r=8 Householder reflections on all linear projections; merges into the base",
-    settings=HRASettings, memory=ParamMemory(trainable=trainable, per_token=input_per_token, layer_fixed=layer_fixed),
+    settings=HRASettings,
+    memory=ParamMemory(trainable=trainable, per_token=input_per_token, layer_fixed=layer_fixed,
+                       outputs_input_dtype=True),
 )
 peft_method(CARD, build)

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from common.shape import Shape
 from methods._common import MethodConfig
-from methods._peft import peft_method, targets
+from methods._peft import peft_method, targeted, targets
 from methods.card import ParamCard, ParamMemory
 
 
@@ -26,8 +26,7 @@ def build(cfg: IA3Settings):
 
 def trainable(shape: Shape, cfg: IA3Settings) -> int:
     """One vector per targeted projection: its input size for feed-forward modules, else its output size."""
-    mods = [m for m in cfg.target_modules if m in shape.linears()]
-    sizes = zip(mods, targets(shape, cfg))
+    sizes = zip(targeted(shape, cfg), targets(shape, cfg))
     return shape.layers * sum((i if m in cfg.feedforward_modules else o) * k for m, (i, o, k) in sizes)
 
 
@@ -37,8 +36,8 @@ def per_token(shape: Shape, cfg: IA3Settings, e: int, ab: int) -> float:
 
 
 CARD = ParamCard(
-    name="ia3", family="additive", label="IA3", trains="scaling vectors on k, v and the MLP activation",
+    name="ia3", family="additive", label="IA3", trains="scaling vectors on k, v and the MLP activation", peft=True,
     description="(IA)^3: element-wise rescaling of keys, values and FFN activations; merges into the base",
-    settings=IA3Settings, memory=ParamMemory(trainable=trainable, per_token=per_token),
+    settings=IA3Settings, memory=ParamMemory(trainable=trainable, per_token=per_token, outputs_input_dtype=True),
 )
 peft_method(CARD, build)

@@ -19,7 +19,7 @@ class IPOSettings(MethodConfig):
 
 CARD = ObjectiveCard(
     name="ipo", family="preference", label="IPO", data="preference", settings=IPOSettings,
-    needs=("reference",), memory=ObjectiveMemory(sequences=2),
+    needs=("reference",), memory=ObjectiveMemory(sequences=2, lm_head="fused"),
     description="Identity Preference Optimization (TRL DPOTrainer, loss_type ipo)",
 )
 

@@ -9,7 +9,7 @@ from pydantic import Field
 from common.errors import UserError
 from methods._preference import train_on
 from methods._trl import as_chat, as_reply, trl_args
-from methods.card import MethodConfig, ObjectiveCard
+from methods.card import MethodConfig, ObjectiveCard, ObjectiveMemory
 from methods.context import StageContext, StageResult
 from methods.registry import register
 
@@ -22,7 +22,7 @@ class KTOSettings(MethodConfig):
 
 CARD = ObjectiveCard(
     name="kto", family="preference", label="KTO", data="unpaired_preference", settings=KTOSettings,
-    needs=("reference",),
+    needs=("reference",), memory=ObjectiveMemory(lm_head="fused"),
     description="Kahneman-Tversky Optimization on unpaired good/bad labels (TRL KTOTrainer)",
 )
 

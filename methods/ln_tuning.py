@@ -34,7 +34,7 @@ def trainable(shape: Shape, cfg: LNTuningSettings) -> int:
 
 
 CARD = ParamCard(
-    name="ln_tuning", family="selective", label="LN tuning", trains="normalization-layer weights only",
+    name="ln_tuning", family="selective", label="LN tuning", trains="normalization-layer weights only", peft=True,
     description="LayerNorm/RMSNorm tuning (peft LNTuning); merges into the base",
     settings=LNTuningSettings,
     memory=ParamMemory(trainable=trainable, in_base=True, per_token=lambda shape, cfg, e, ab: 2 * e * shape.hidden),

@@ -28,10 +28,11 @@ def trainable(shape: Shape, cfg: LoHaSettings) -> int:
 
 
 CARD = ParamCard(
-    name="loha", family="reparameterized", label="LoHa",
+    name="loha", family="reparameterized", label="LoHa", peft=True,
     trains="Hadamard product of two low-rank pairs on all linear projections",
     description="LoHa (LyCORIS): Hadamard-product low-rank update; merges into the base",
     settings=LoHaSettings,
-    memory=ParamMemory(trainable=trainable, per_token=lora_per_token, layer_fixed=weight_delta_bytes),
+    memory=ParamMemory(trainable=trainable, per_token=lora_per_token, layer_fixed=weight_delta_bytes,
+                       outputs_input_dtype=True),
 )
 peft_method(CARD, build)

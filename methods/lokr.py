@@ -58,9 +58,10 @@ def trainable(shape: Shape, cfg: "LoKrSettings") -> int:
 
 
 CARD = ParamCard(
-    name="lokr", family="reparameterized", label="LoKr", trains="Kronecker factor ⊗ low-rank pair on all linear projections",
+    name="lokr", family="reparameterized", label="LoKr", trains="Kronecker factor ⊗ low-rank pair on all linear projections", peft=True,
     description="LoKr (LyCORIS): Kronecker-product update; merges into the base",
     settings=LoKrSettings,
-    memory=ParamMemory(trainable=trainable, per_token=lora_per_token, layer_fixed=weight_delta_bytes),
+    memory=ParamMemory(trainable=trainable, per_token=lora_per_token, layer_fixed=weight_delta_bytes,
+                       outputs_input_dtype=True),
 )
 peft_method(CARD, build)

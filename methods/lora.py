@@ -9,7 +9,7 @@ from methods._peft import LoraSettings, lora_config, lora_per_token, lora_traina
 from methods.card import ParamCard, ParamMemory
 
 CARD = ParamCard(
-    name="lora", family="reparameterized", label="LoRA", trains="low-rank A·B on q/k/v/o/gate/up/down",
+    name="lora", family="reparameterized", label="LoRA", trains="low-rank A·B on q/k/v/o/gate/up/down", peft=True,
     description="LoRA (r=8, alpha=16) on all linear projections; merges into the base",
     settings=LoraSettings, memory=ParamMemory(trainable=lora_trainable, per_token=lora_per_token),
 )

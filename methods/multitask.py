@@ -10,7 +10,7 @@ import random
 from pydantic import Field
 
 from common.errors import UserError
-from methods.card import MethodConfig, ObjectiveCard
+from methods.card import MethodConfig, ObjectiveCard, ObjectiveMemory
 from methods.context import StageContext, StageResult
 from methods.registry import register
 from methods.sft import train_sft
@@ -23,6 +23,7 @@ class MultitaskSettings(MethodConfig):
 
 CARD = ObjectiveCard(
     name="multitask", family="supervised", label="Multi-task", data="mixture", settings=MultitaskSettings,
+    memory=ObjectiveMemory(lm_head="next_token"),
     description="SFT on a weighted mixture of tasks with per-task templates",
 )
 

@@ -4,12 +4,13 @@
 
 Each block is a Cayley-parameterized orthogonal matrix from a skew-symmetric generator that
 starts at zero (identity rotation), so the model is unchanged at step 0. Every targeted
-projection's input size must be divisible by ``block_size``.
+projection's input size must be divisible by ``block_size``. peft 0.21 rotates the input (an einsum
+over the blocks) rather than the weight, so no weight-sized tensor is built in the forward.
 """
 from pydantic import Field
 
 from common.shape import Shape
-from methods._peft import TargetSettings, input_per_token, peft_method, targets, weight_delta_bytes
+from methods._peft import TargetSettings, input_per_token, peft_method, targets
 from methods.card import ParamCard, ParamMemory
 
 
@@ -48,9 +49,9 @@ def trainable(shape: Shape, cfg: "OFTSettings") -> int:
 
 
 CARD = ParamCard(
-    name="oft", family="reparameterized", label="OFT", trains="block-diagonal orthogonal rotations of all linear projections",
+    name="oft", family="reparameterized", label="OFT", trains="block-diagonal orthogonal rotations of all linear projections", peft=True,
     description="OFT: orthogonal block rotations (block size 32) of each weight; merges into the base",
     settings=OFTSettings,
-    memory=ParamMemory(trainable=trainable, per_token=input_per_token, layer_fixed=weight_delta_bytes),
+    memory=ParamMemory(trainable=trainable, per_token=input_per_token, outputs_input_dtype=True),
 )
 peft_method(CARD, build)

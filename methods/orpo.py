@@ -19,7 +19,7 @@ class ORPOSettings(MethodConfig):
 
 CARD = ObjectiveCard(
     name="orpo", family="preference", label="ORPO", data="preference", settings=ORPOSettings,
-    memory=ObjectiveMemory(sequences=2),
+    memory=ObjectiveMemory(sequences=2, nll_share=0.5),
     description="Odds-Ratio Preference Optimization, reference-free (trl.experimental.orpo.ORPOTrainer)",
 )
 

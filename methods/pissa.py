@@ -25,7 +25,7 @@ def build(cfg: PissaSettings):
 
 
 CARD = ParamCard(
-    name="pissa", family="reparameterized", label="PiSSA", trains="LoRA A·B initialised from W's top-r singular vectors",
+    name="pissa", family="reparameterized", label="PiSSA", trains="LoRA A·B initialised from W's top-r singular vectors", peft=True,
     description="PiSSA: principal-singular-vector LoRA init (fast SVD), residual base frozen; merges into the base",
     settings=PissaSettings, memory=ParamMemory(trainable=lora_trainable, per_token=lora_per_token),
 )

@@ -35,7 +35,8 @@ class PPOSettings(MethodConfig):
 
 CARD = ObjectiveCard(
     name="ppo", family="rl", label="PPO (RLHF)", data="preference", settings=PPOSettings,
-    needs=("reference", "reward_model", "value_model"), memory=ObjectiveMemory(generates=True, step_time=4.0),
+    needs=("reference", "reward_model", "value_model"),
+    memory=ObjectiveMemory(generates=True, step_time=4.0, lm_head="upcast"),
     description="RLHF: PPO with value head, GAE, clipped objective and KL to the reference (own implementation; "
                 "trains on the prompts of preference records)",
 )

@@ -38,7 +38,7 @@ def trainable(shape: Shape, cfg: PrefixSettings) -> int:
 
 
 CARD = ParamCard(
-    name="prefix", family="soft-prompt", label="Prefix tuning",
+    name="prefix", family="soft-prompt", label="Prefix tuning", peft=True,
     trains="per-layer key/value prefixes via an MLP reparameterization",
     description="prefix tuning with the MLP reparameterization (Li & Liang); cannot be merged",
     settings=PrefixSettings, mergeable=False, latency="extra-tokens", zero_init=False,

@@ -28,7 +28,7 @@ def trainable(shape: Shape, cfg: PromptSettings) -> int:
 
 
 CARD = ParamCard(
-    name="prompt", family="soft-prompt", label="Prompt tuning", trains="virtual-token embeddings prepended to the input",
+    name="prompt", family="soft-prompt", label="Prompt tuning", trains="virtual-token embeddings prepended to the input", peft=True,
     description="prompt tuning: 20 trained input embeddings; cannot be merged",
     settings=PromptSettings, mergeable=False, latency="extra-tokens", zero_init=False,
     memory=ParamMemory(trainable=trainable, extra_tokens=lambda cfg: cfg.num_virtual_tokens),

@@ -31,7 +31,7 @@ def trainable(shape: Shape, cfg: PTuningSettings) -> int:
 
 
 CARD = ParamCard(
-    name="ptuning", family="soft-prompt", label="P-Tuning v2",
+    name="ptuning", family="soft-prompt", label="P-Tuning v2", peft=True,
     trains="deep prompts: per-layer key/value prefixes, trained directly",
     description="P-Tuning v2 deep prompts (prefix tuning without reparameterization); cannot be merged",
     settings=PTuningSettings, mergeable=False, latency="extra-tokens", zero_init=False,

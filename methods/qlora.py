@@ -11,7 +11,7 @@ from methods._quant import bnb_kwargs
 from methods.card import ParamCard, ParamMemory
 
 CARD = ParamCard(
-    name="qlora", family="quantized", label="QLoRA", trains="LoRA A·B on all linear projections over a frozen NF4 base",
+    name="qlora", family="quantized", label="QLoRA", trains="LoRA A·B on all linear projections over a frozen NF4 base", peft=True,
     description="QLoRA: 4-bit NF4 base (bitsandbytes) + LoRA; merge dequantizes to fp32",
     settings=LoraSettings, requires=("bitsandbytes",),
     memory=ParamMemory(trainable=lora_trainable, per_token=lora_per_token, base="nf4"),

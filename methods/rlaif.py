@@ -43,7 +43,7 @@ CARD = ObjectiveCard(
     name="rlaif", family="preference", label="RLAIF", data="preference", settings=RLAIFSettings,
     # judge: --hp judge=DIR, else the stage's starting model judges itself; reference: the default
     # mode=dpo trains DPO against the starting model (mode=online is GRPO with beta=0, no reference).
-    needs=("judge", "reference"), memory=ObjectiveMemory(sequences=2, step_time=5.0),
+    needs=("judge", "reference"), memory=ObjectiveMemory(sequences=2, step_time=5.0, lm_head="fused"),
     description="RLAIF: a constitution-guided AI judge (--hp judge=DIR, else the starting model) labels two "
                 "answers sampled before training, then DPO on them (or mode=online: GRPO with the judge as reward)",
 )

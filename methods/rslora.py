@@ -8,7 +8,7 @@ from methods._peft import LoraSettings, lora_config, lora_per_token, lora_traina
 from methods.card import ParamCard, ParamMemory
 
 CARD = ParamCard(
-    name="rslora", family="reparameterized", label="rsLoRA",
+    name="rslora", family="reparameterized", label="rsLoRA", peft=True,
     trains="low-rank A·B on all linear projections (alpha/sqrt(r) scaling)",
     description="LoRA with rank-stabilised scaling alpha/sqrt(r); merges into the base",
     settings=LoraSettings, memory=ParamMemory(trainable=lora_trainable, per_token=lora_per_token),

@@ -7,7 +7,7 @@ SFTTrainer with ``completion_only_loss`` so the prompt tokens carry no loss (its
 variant, methods/_trl.py ``sft_trainer_class``).
 """
 from methods._trl import as_chat, as_reply, dataset, run_trainer, sft_trainer_class, trl_args
-from methods.card import MethodConfig, ObjectiveCard
+from methods.card import MethodConfig, ObjectiveCard, ObjectiveMemory
 from methods.context import StageContext, StageResult
 from methods.registry import register
 
@@ -18,6 +18,7 @@ class SFTSettings(MethodConfig):
 
 CARD = ObjectiveCard(
     name="sft", family="supervised", label="SFT", data="prompt_completion", settings=SFTSettings,
+    memory=ObjectiveMemory(lm_head="next_token"),
     description="prompt -> response pairs; next-token loss on the response only (TRL SFTTrainer)",
 )
 

@@ -45,9 +45,10 @@ def frozen_extra(shape: Shape, cfg: VeraSettings) -> float:
 
 
 CARD = ParamCard(
-    name="vera", family="reparameterized", label="VeRA",
+    name="vera", family="reparameterized", label="VeRA", peft=True,
     trains="two scaling vectors per projection over shared frozen random A, B",
     description="VeRA (r=256): per-layer scaling vectors over shared random projections; merges into the base",
-    settings=VeraSettings, memory=ParamMemory(trainable=trainable, per_token=per_token, frozen_extra=frozen_extra),
+    settings=VeraSettings, memory=ParamMemory(trainable=trainable, per_token=per_token, frozen_extra=frozen_extra,
+                                              outputs_input_dtype=True),
 )
 peft_method(CARD, build)

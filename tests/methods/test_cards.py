@@ -191,3 +191,25 @@ def test_card_counts_what_the_method_trains(name, model_name):
         assert trainable == expected
     wrong = [n for n, p in model.named_parameters() if p.requires_grad and not re.search(row.trains, n)]
     assert not wrong, f"{name} trains {wrong[:3]}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_peft_trait_matches_the_registration(name):
+    """``card.peft`` (read by the estimator: fp32 adapters, the reference as the disabled adapter) is
+    exactly the methods registered through methods/_peft.py's peft_method."""
+    par = parameterization(name)
+    assert par.card.peft == (par.apply.__module__ == "methods._peft")
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if parameterization(n).card.peft])
+def test_moe_experts_are_not_peft_targets(name):
+    """transformers 5 stores an MoE's experts as fused 3-D parameters, not Linear modules, so a target
+    list that names the MLP adapts only the attention (trace-grid row 59: mixtral lora, 0.03 GiB)."""
+    moe = catalog_shape("mixtral-8x7b")
+    dense = Shape("dense", moe.hidden, moe.layers, moe.heads, moe.kv_heads, moe.intermediate, moe.vocab)
+    card = parameterization(name).card
+    if "target_modules" not in card.settings.model_fields:
+        return
+    mlp = ("gate_proj", "up_proj", "down_proj")
+    attn_only = {"target_modules": [m for m in card.settings().target_modules if m not in mlp]}
+    assert card.trainable_params(moe) == card.trainable_params(dense, attn_only)

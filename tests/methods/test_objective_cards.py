@@ -98,3 +98,19 @@ def test_objective_modules_import_no_torch():
             "sorted({'torch', 'transformers', 'trl', 'peft'} & set(sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+# How each trainer turns hidden states into the loss (ObjectiveMemory.lm_head, read by the estimator).
+LM_HEADS = {"cpt": "next_token", "sft": "next_token", "multitask": "next_token", "distill": "next_token",
+            "dpo": "fused", "ipo": "fused", "rlaif": "fused", "kto": "fused", "grpo": "fused",
+            "orpo": "full", "simpo": "full", "rm": "full", "ppo": "upcast"}
+
+
+def test_lm_head_trait_matches_what_the_tracer_runs():
+    """The fused-head objectives are the ones bench/trace.py patches TRL's fused head onto (their TRL
+    trainers call add_fused_lm_head); the next-token ones are its causal steps."""
+    from bench.trace import CAUSAL, FUSED_OBJECTIVES
+
+    assert {n: OBJECTIVES[n].card.memory.lm_head for n in TABLE} == LM_HEADS
+    assert {n for n, h in LM_HEADS.items() if h == "fused"} == set(FUSED_OBJECTIVES)
+    assert {n for n, h in LM_HEADS.items() if h == "next_token"} == set(CAUSAL)
