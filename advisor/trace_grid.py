@@ -2,6 +2,7 @@
 
     tunebench estimate trace-grid make            # (re)write reports/reference/trace-grid/grid.yaml
     tunebench estimate trace-grid run --limit 50  # trace what the results CSV lacks (resumable)
+    tunebench estimate trace-grid run --retry-failed --timeout 120  # failed rows again, then the rest
     tunebench estimate trace-grid score           # estimate every traced row: CSV, plot, median / p95
 
 ``make`` draws the grid deterministically (seed 0): every parameterization and every objective
@@ -9,8 +10,11 @@
 untied embeddings, 128k-256k vocabularies, one MoE), seq 256-8192, micro-batch 1-8,
 checkpointing on/off, pure bf16 vs fp32-master mixed precision, four optimizers and ZeRO 0-3 over
 1-8 GPUs. ``run`` traces each configuration once on fake tensors (bench/trace.py; ZeRO is the
-division ``bench.trace.zero_shard`` applies to the traced single-rank parts) and appends a row to
-results.csv with the traced breakdown; ``score`` recomputes the analytic estimate for every row
+division ``bench.trace.zero_shard`` applies to the traced single-rank parts), each in a child forked
+after the imports (killed at ``--timeout``; a crash or kill is a failed row and the grid goes on), and
+writes its row into results.csv with the traced breakdown (the file is replaced atomically after each
+row, so a kill at any moment leaves a whole CSV); ``--retry-failed`` first re-traces the rows recorded
+as failed, replacing them. ``score`` recomputes the analytic estimate for every row
 (so estimator changes are re-scored without re-tracing), writes the estimate columns, the plot and
 prints the error distribution. The estimate compared is the estimator's tensor peak: its peak less
 the CUDA context and the allocator overhead, which a live-tensor trace does not contain.
@@ -122,49 +126,139 @@ def ppo_batches(cfg: dict) -> dict:
     return {}
 
 
-class _Timeout(Exception):
-    pass
+# What the parent imports before forking, so each child starts with the stack loaded (not re-imported per row).
+PRELOAD = ("torch", "transformers", "peft", "trl", "bitsandbytes", "bench.trace", "bench.trace_model",
+           "bench.trace_count", "advisor.catalogs", "transformers.models.llama.modeling_llama",
+           "transformers.models.qwen2.modeling_qwen2", "transformers.models.mixtral.modeling_mixtral",
+           "transformers.models.gpt_neox.modeling_gpt_neox")
 
 
-def _alarm(signum, frame):
-    raise _Timeout()
+def _preload() -> None:
+    import importlib
+
+    try:
+        for name in PRELOAD:
+            importlib.import_module(name)
+        importlib.import_module("methods.registry")._load()
+    except Exception:  # each child imports what is missing again and records the real error in its row
+        pass
 
 
-def run(limit: int | None = None, ids: set[int] | None = None, progress=print, timeout_s: int = 150) -> int:
-    """Trace the grid rows results.csv lacks, appending each as it finishes; returns how many ran.
-    A row that traces longer than ``timeout_s`` is recorded as failed (timeout) and the grid goes on."""
+def _child(trace, cfg: dict, conn, cpu_s: int) -> None:
+    """In the forked child: trace one row, send ``("ok", cols)`` or ``("error", text)``. The kernel
+    ends the child (SIGXCPU) once it has used ``cpu_s`` CPU-seconds, inside a C++ kernel too."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))
+    try:
+        conn.send(("ok", trace(cfg)))
+    except Exception as e:  # a configuration the tracer cannot run is recorded, not skipped silently
+        conn.send(("error", f"{type(e).__name__}: {str(e)[:200]}"))
+    finally:
+        conn.close()
+
+
+def trace_in_child(cfg: dict, timeout_s: int, trace=None, wall_s: float | None = None) -> dict:
+    """Trace ``cfg`` in a forked child; a crash, kill or error is a failed row.
+
+    SIGALRM in the same process cannot stop a C++ kernel (TRL's fused head) and a crash there took the
+    whole grid down; a child process can always be killed, and the parent only reads what it sent.
+    The limit is ``timeout_s`` seconds of the child's CPU time: the grid runs at nice 19 beside
+    benchmarks, where wall time says more about the neighbours than about the tracer. A child that
+    stops using CPU (a hang) is killed after ``wall_s`` (default 50 x timeout_s) of wall time.
+    ``trace(cfg)`` returns the row's trace columns (default ``trace_row``)."""
+    import multiprocessing as mp
     import signal
 
-    grid = load_grid()
-    done = {int(r["id"]) for r in read_results()}
-    todo = [c for c in grid if c["id"] not in done and (ids is None or c["id"] in ids)][:limit]
-    new = not RESULTS.exists()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    ran = 0
-    with open(RESULTS, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=[*KEYS, *TRACE_COLS], extrasaction="ignore")
-        if new:
+    ctx = mp.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(trace or trace_row, cfg, send, int(timeout_s)), daemon=True)
+    proc.start()
+    send.close()
+    timed_out = {"trace_gib": "", "trace_notes": f"FAILED timeout: tracing took over {timeout_s} CPU-seconds (killed)"}
+    msg, answered = None, recv.poll(wall_s or 50 * timeout_s)  # a message, or EOF when the child died
+    if answered:
+        try:
+            msg = recv.recv()
+        except EOFError:
+            pass
+    recv.close()
+    if answered:
+        proc.join(30)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+        if not answered:
+            return {**timed_out, "trace_notes": f"FAILED hang: no answer after {wall_s or 50 * timeout_s:g} s "
+                                                "of wall time (killed)"}
+    if msg is None and proc.exitcode in (-signal.SIGXCPU, -signal.SIGKILL):
+        return timed_out
+    if msg is None:
+        return {"trace_gib": "", "trace_notes": f"FAILED crash: the tracing process exited with {proc.exitcode}"}
+    kind, body = msg
+    return body if kind == "ok" else {"trace_gib": "", "trace_notes": f"FAILED {body}"}
+
+
+def write_results(rows: list[dict], path: Path = RESULTS) -> None:
+    """Rewrite the CSV atomically (temp file + os.replace): a kill at any moment leaves a whole file."""
+    import os
+    import tempfile
+
+    cols = [*KEYS, *TRACE_COLS]
+    for r in rows:  # score's estimate columns, where the file has them
+        cols += [c for c in r if c not in cols]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".csv")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make the committed file private
+        with os.fdopen(fd, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
             w.writeheader()
-        for cfg in todo:
-            t0 = time.perf_counter()
-            old = signal.signal(signal.SIGALRM, _alarm)
-            signal.alarm(timeout_s)
-            try:
-                row = {**cfg, **trace_row(cfg)}
-            except _Timeout:
-                row = {**cfg, "trace_gib": "", "trace_notes": f"FAILED timeout: tracing took over {timeout_s} s"}
-            except Exception as e:  # a configuration the tracer cannot run is recorded, not skipped silently
-                row = {**cfg, "trace_gib": "", "trace_notes": f"FAILED {type(e).__name__}: {str(e)[:200]}"}
-            finally:
-                signal.alarm(0)
-                signal.signal(signal.SIGALRM, old)
-            w.writerow(row)
+            w.writerows(rows)
             f.flush()
-            ran += 1
-            progress(f"[{ran}/{len(todo)}] #{cfg['id']} {cfg['model']} {cfg['objective']}:{cfg['method']} "
-                     f"{cfg['micro_batch']}x{cfg['seq_len']} -> {row['trace_gib'] or 'failed'} GiB "
-                     f"({time.perf_counter() - t0:.1f} s)")
-    return ran
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def failed(row: dict) -> bool:
+    return not row.get("trace_gib")
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)  # the grid runs for hours under nohup: each row shows up in its log at once
+
+
+def run(limit: int | None = None, ids: set[int] | None = None, progress=_say, timeout_s: int = 150,
+        retry_failed: bool = False, grid_path: Path = GRID, results: Path = RESULTS, trace=None) -> int:
+    """Trace the grid rows results.csv lacks (first its failed rows again, with ``retry_failed``), each
+    in its own child process; every finished row is written at once, replacing a failed row of the same
+    id. Returns how many rows ran."""
+    grid = load_grid(grid_path)
+    rows = read_results(results)
+    at = {int(r["id"]): i for i, r in enumerate(rows)}
+    retry = [c for c in grid if c["id"] in at and retry_failed and failed(rows[at[c["id"]]])]
+    todo = retry + [c for c in grid if c["id"] not in at]
+    todo = [c for c in todo if ids is None or c["id"] in ids][:limit]
+    results.parent.mkdir(parents=True, exist_ok=True)
+    for stale in results.parent.glob(".results-*.csv"):  # a temp file a killed runner left before its replace
+        stale.unlink()
+    if todo:
+        _preload()
+    for n, cfg in enumerate(todo, 1):
+        t0 = time.perf_counter()
+        row = {**cfg, **trace_in_child(cfg, timeout_s, trace)}
+        if cfg["id"] in at:
+            rows[at[cfg["id"]]] = row
+        else:
+            at[cfg["id"]] = len(rows)
+            rows.append(row)
+        write_results(rows, results)
+        progress(f"[{n}/{len(todo)}] #{cfg['id']} {cfg['model']} {cfg['objective']}:{cfg['method']} "
+                 f"{cfg['micro_batch']}x{cfg['seq_len']} -> {row['trace_gib'] or 'failed'} GiB "
+                 f"({time.perf_counter() - t0:.1f} s){'' if row['trace_gib'] else ' ' + row['trace_notes'][:120]}")
+    return len(todo)
 
 
 def estimate_row(row: dict) -> float:
@@ -192,12 +286,7 @@ def score(path: Path = RESULTS, plot: Path | None = PLOT) -> dict:
         r["error"] = round(r["est_gib"] / float(r["trace_gib"]) - 1, 4)
     every = read_results(path)
     by_id = {r["id"]: r for r in rows}
-    cols = [*KEYS, *TRACE_COLS, "est_gib", "error"]
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        for r in every:
-            w.writerow(by_id.get(r["id"], r))
+    write_results([by_id.get(r["id"], r) for r in every], path)
     errs = sorted(abs(r["error"]) for r in rows)
     out = {"rows": len(rows), "failed": len(every) - len(rows)}
     if errs:

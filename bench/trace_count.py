@@ -10,12 +10,14 @@ temporaries are seen too). Each output storage is counted once when it first app
 with the phase it was made in, and uncounted by ``weakref.finalize`` on the storage when torch
 frees it. Parameters and buffers are registered before the step: ops return views that alias
 them, and a counter that only started from a byte total would count the weights twice.
-At each new peak the ids of the live storages are kept, so the peak's breakdown can be named
-afterwards (which of them turned out to be gradients or optimizer state).
+The storages live at the peak are kept, so the peak's breakdown can be named afterwards (which of
+them turned out to be gradients or optimizer state). Copying the live set at every new peak cost
+O(live storages) per op in a forward (every op there is a new peak); instead each storage carries
+the event number it was born at, and a storage freed after the last peak is remembered until the
+next one: the peak's set is the live storages born by then plus those.
 """
 from __future__ import annotations
 
-import itertools
 import weakref
 
 import torch
@@ -28,15 +30,16 @@ class LiveBytes(TorchDispatchMode):
 
     def __init__(self):
         super().__init__()
-        self._ids = itertools.count()
-        self.live: dict[int, tuple[int, int, str]] = {}  # storage cdata -> (id, nbytes, tag)
+        self._next_id = 0
+        self.live: dict[int, tuple[int, int, str]] = {}  # storage cdata -> (id, nbytes, tag); id = birth event
         self.current = 0
         self.peak = 0
         self.peak_phase = ""
         self.peak_step = 0
         self.step = 0
         self.phase = "setup"
-        self._peak_ids: dict[int, tuple[int, str]] = {}  # id -> (nbytes, tag) at the peak
+        self._peak_event = -1  # the last storage id born when the peak was reached
+        self._gone: dict[int, tuple[int, str]] = {}  # id -> (nbytes, tag): live at the peak, freed since
         self.boundary: dict[int, int] = {}  # step -> live bytes when backward starts
         self.ops = 0
 
@@ -50,7 +53,8 @@ class LiveBytes(TorchDispatchMode):
         if key in self.live:
             return
         n = st.nbytes()
-        self.live[key] = (next(self._ids), n, tag)
+        self.live[key] = (self._next_id, n, tag)
+        self._next_id += 1
         self.current += n
         weakref.finalize(st, self._drop, key)
 
@@ -58,6 +62,8 @@ class LiveBytes(TorchDispatchMode):
         entry = self.live.pop(key, None)
         if entry is not None:
             self.current -= entry[1]
+            if entry[0] <= self._peak_event:
+                self._gone[entry[0]] = entry[1:]
 
     def register(self, tensors, tag: str) -> None:
         """Count tensors that exist before tracing (weights, buffers) under ``tag``."""
@@ -73,7 +79,7 @@ class LiveBytes(TorchDispatchMode):
     def _check_peak(self) -> None:
         if self.current > self.peak:
             self.peak, self.peak_phase, self.peak_step = self.current, self.phase, self.step
-            self._peak_ids = {i: (n, tag) for i, n, tag in self.live.values()}
+            self._peak_event, self._gone = self._next_id - 1, {}
 
     def mark_boundary(self) -> None:
         """Live bytes where backward begins (what bench/metrics.py samples on a real run)."""
@@ -90,4 +96,6 @@ class LiveBytes(TorchDispatchMode):
         return out
 
     def peak_storages(self) -> dict[int, tuple[int, str]]:
-        return dict(self._peak_ids)
+        """id -> (nbytes, tag) of every storage live at the peak."""
+        at_peak = {i: (n, tag) for i, n, tag in self.live.values() if i <= self._peak_event}
+        return {**at_peak, **self._gone}

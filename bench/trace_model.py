@@ -8,7 +8,8 @@ architecture it describes: Llama (with attention/MLP biases where the shape has 
 with that head_dim (same tensors; Gemma's embedding scaling and soft-capping add no storage).
 A local ``config.json`` is used as it is. Quantized bases (qlora: NF4, lora8bit: int8) get
 transformers' own bitsandbytes layers on meta; their storage becomes real (fake) quantized
-tensors in ``quantize_fake`` once the model is inside the fake mode.
+tensors in ``quantize_fake`` once the model is inside the fake mode. ``fp32_grouped_mm`` is the
+one fake kernel the trace adds to torch's: MoE experts' grouped matmul on fp32 weights.
 """
 from __future__ import annotations
 
@@ -178,4 +179,51 @@ class meta_init:
         from peft.tuners.lora.layer import LoraLayer
 
         LoraLayer.pissa_init, BOFTLayer.perm2mat = self._saved
+        return None
+
+
+class fp32_grouped_mm:
+    """The fake kernel of ``aten._grouped_mm`` for fp32 inputs (MoE experts with fp32 master weights).
+
+    transformers runs Mixtral-style experts through ``torch.nn.functional.grouped_mm`` by default
+    (``experts_implementation="grouped_mm"``, what a GPU run uses), casting the activations to the
+    weights' dtype because grouped_mm is not autocast-aware: with fp32 master weights it is an fp32
+    grouped matmul. torch's real kernels take fp32 (CPU here; CUDA through its non-bf16 fallback),
+    but its meta kernel still checks for bf16 only, so the trace fails where a run does not. This
+    mode answers fp32/fp16 calls with the meta kernel's own output builder (same shape, dtype and
+    strides); bf16 calls, and every other op, go to the stock fake kernels. Autograd is untouched:
+    the backward's grouped matmuls come through here too, only for inputs that need a gradient.
+    """
+
+    def __init__(self, notes: list[str]):
+        self.notes, self.used = notes, False
+
+    def __enter__(self):
+        import torch
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        outer = self
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                if func is torch.ops.aten._grouped_mm.default and args[0].dtype != torch.bfloat16:
+                    from torch._meta_registrations import _create_grouped_mm_output_tensor
+
+                    a, b, offs = args[0], args[1], (args[2] if len(args) > 2 else kwargs.get("offs"))
+                    torch._check(a.dtype == b.dtype, lambda: f"grouped_mm: {a.dtype} @ {b.dtype}")
+                    outer.used = True
+                    return _create_grouped_mm_output_tensor(a, b, offs, kwargs.get("out_dtype"))
+                return func(*args, **kwargs)
+
+        self._mode = Mode()
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._mode.__exit__(*exc)
+        if self.used:
+            self.notes.append("MoE experts: transformers' grouped_mm (the GPU default) on fp32 weights; "
+                              "aten._grouped_mm's meta kernel accepts bf16 only, so fp32 calls get its own output "
+                              "builder (same shapes, dtype) as a fake kernel")
         return None

@@ -2,7 +2,9 @@
 
 The real step is the harness's meter (bench/metrics.py Meter: live tensors where backward
 starts) around two forward/backward/AdamW steps of tiny-llama; the trace must land within 2%
-of it (measured here: within 0.1%) and account the weights exactly.
+of it (measured here: within 0.1%) and account the weights exactly. The same holds for a tiny
+Mixtral in fp32 (grouped_mm experts through the fp32 fake kernel); prefix methods train with
+gradient checkpointing (the real path) and the counter names the storages live at the peak.
 """
 import pytest
 import torch
@@ -110,3 +112,93 @@ def test_qlora_storage_matches_the_estimators_nf4_bytes():
     tr = trace_peak(TraceRequest(config=cfg, method="qlora", objective="sft", seq_len=16, micro_batch=1))
     lin = s.linear_params()
     assert tr.breakdown["weights"] == pytest.approx(lin * NF4_STORED + (s.params() - lin) * 4, rel=0.001)
+
+
+def tiny_moe_config() -> dict:
+    """tiny-llama's shape as a Mixtral with 4 experts (2 routed per token)."""
+    return {**model_config("tiny-llama"), "model_type": "mixtral", "num_local_experts": 4, "num_experts_per_tok": 2}
+
+
+@pytest.mark.parametrize("precision,fake_kernel", [("bf16", False), ("mixed", True), ("fp32", True)])
+def test_moe_experts_trace_in_every_precision(precision, fake_kernel):
+    """transformers' grouped_mm experts on fp32 weights (mixed = fp32 master weights) trace like bf16 ones;
+    the trace says where the fp32 grouped_mm fake kernel stood in."""
+    tr = trace_peak(TraceRequest(config=tiny_moe_config(), method="lora", objective="sft", seq_len=32,
+                                 micro_batch=2, precision=precision))
+    assert sum(tr.breakdown.values()) == tr.peak_bytes
+    assert any(n.startswith("MoE experts") for n in tr.notes) == fake_kernel
+
+
+def test_moe_fp32_trace_matches_measured_step():
+    """The fp32 grouped_mm fake kernel against the real CPU kernel: same tiny Mixtral, full fine-tuning
+    (expert weights get gradients), two AdamW steps; live bytes where backward starts within 2%."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from bench.metrics import Meter
+
+    cfg = tiny_moe_config()
+    tr = trace_peak(TraceRequest(config=cfg, method="full", objective="sft", seq_len=64, micro_batch=4,
+                                 precision="fp32", lm_head="full"))
+    before = live_cpu_bytes()
+    hf = AutoConfig.for_model(**cfg)
+    model = AutoModelForCausalLM.from_config(hf, dtype=torch.float32)
+    opt = torch.optim.AdamW(model.parameters(), fused=True)
+    ids = torch.randint(0, 1000, (4, 64))
+    with Meter() as meter:
+        for _ in range(2):
+            loss = model(input_ids=ids, labels=ids, use_cache=False).loss
+            loss.backward()
+            del loss
+            opt.step()
+            opt.zero_grad()
+    real = meter.result()["peak_tensor_bytes"] - before
+    traced = max(tr.boundary_bytes.values())
+    assert abs(traced / real - 1) < 0.02, (traced, real)
+
+
+@pytest.mark.parametrize("method", ["prefix", "ptuning"])
+def test_prefix_methods_train_with_checkpointing(tiny_llama, method):
+    """Gradient checkpointing used to drop peft's prefix cache in every layer (a size mismatch against the
+    prefix-extended mask): the real model now gives the same loss and gradients with it on as off, and the
+    trace runs and keeps less of the forward."""
+    from transformers import AutoModelForCausalLM
+
+    from bench.models import model_path
+    from methods import parameterization
+
+    def step(ckpt: bool):
+        torch.manual_seed(0)
+        par = parameterization(method)
+        model = par.apply(AutoModelForCausalLM.from_pretrained(model_path("tiny-llama"), dtype=torch.float32),
+                          par.make_config({}))
+        if ckpt:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.train()
+        ids = torch.arange(48).reshape(2, 24) % 500
+        loss = model(input_ids=ids, labels=ids, use_cache=False).loss
+        loss.backward()
+        return loss.item(), {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+
+    (l0, g0), (l1, g1) = step(False), step(True)
+    assert l0 == l1
+    assert all(torch.equal(g0[k], g1[k]) for k in g0)
+    on, off = (trace_peak(TraceRequest(config=model_config("tiny-llama"), method=method, objective="dpo", seq_len=32,
+                                       micro_batch=2, grad_ckpt=ckpt)) for ckpt in (True, False))
+    assert on.peak_bytes < off.peak_bytes
+
+
+def test_live_bytes_names_the_storages_at_the_peak():
+    """Real CPU tensors through the counter: alloc a, b; free a; alloc c bigger than a -> the peak's set is
+    {b, c}, not {a, b} (a was freed before the peak) and not a later set."""
+    from bench.trace_count import LiveBytes
+
+    with LiveBytes() as live:
+        a = torch.empty(256, dtype=torch.float32)  # 1 KiB
+        b = torch.empty(512, dtype=torch.float32)  # 2 KiB
+        del a
+        c = torch.empty(1024, dtype=torch.float32)  # 4 KiB: peak 6 KiB with b and c
+        del b
+        d = torch.empty(128, dtype=torch.float32)  # after the peak: not in its set
+    assert live.peak == 6144
+    assert sorted(n for n, _ in live.peak_storages().values()) == [2048, 4096]
+    del c, d
