@@ -28,7 +28,12 @@ install: $(VENV)/.installed
 DEMO_DB := $(TUNEBENCH_HOME)/demo-db
 DEMO_REPORT := $(TUNEBENCH_HOME)/demo-report
 
-# Set up, prepare the default model and tasks, run the smoke benchmark, print the comparison.
+# The shipped CPU reference (issue 18): SmolLM2-135M, every method, 3 seeds, full test splits.
+REFERENCE := reports/reference/cpu-amd-epyc-2c-smollm2-135m-quality/report/comparison.md
+
+# Set up, prepare the default model and tasks, prove every method runs (the smoke matrix on tiny
+# random-init models: a smoke check, no verdicts), then print the shipped CPU reference comparison
+# (measured, with intervals) and one advice for this machine.
 demo: install
 	$(TB) model prepare smollm2-135m
 	$(TB) data prepare --all
@@ -36,7 +41,11 @@ demo: install
 	rm -rf $(DEMO_REPORT)
 	$(TB) report --db $(DEMO_DB) --out $(DEMO_REPORT)
 	@cat $(DEMO_REPORT)/comparison.md
-	@echo "report with plots: $(DEMO_REPORT)/comparison.html"
+	@echo "smoke report with plots: $(DEMO_REPORT)/comparison.html"
+	@echo; echo "==== The shipped CPU reference: $(REFERENCE) ===="
+	@sed '/^## Published results/,$$d' $(REFERENCE)
+	@echo "==== tunebench advise --gpu cpu --goal classify --data pairs --model smollm2-135m --pairs 1650 --seq-len 192 --budget-hours 1 ===="
+	$(TB) advise --gpu cpu --goal classify --data pairs --model smollm2-135m --pairs 1650 --seq-len 192 --budget-hours 1 --top 3
 
 # Tiny models only gain nothing from OpenMP threads (tests/conftest.py sets OMP_NUM_THREADS=1).
 test: install

@@ -4,10 +4,11 @@
 
 Sources, always consulted: the reference DBs shipped in ``reports/reference/*/db`` (this project's
 own measurements), the published results in ``reports/published/*/db`` (labelled as published,
-never pooled with ours) and the user's DB. Runs are grouped per hardware label — machines are
-never pooled — and a stage takes its evidence from the closest tier that has any: the same
-device, then the same class (CPU or GPU), then any other hardware; our measurements before
-published ones within a tier. For each (objective, method) the evidence holds the quality delta
+never pooled with ours) and the user's DB. Runs are grouped per hardware label and per DB — machines
+are never pooled, nor are DBs (each is one matrix with its own step budget) — and a stage takes its
+evidence from the closest tier that has any: the same device, then the same class (CPU or GPU), then
+any other hardware; our measurements before published ones within a tier, then the DB with the most
+runs. For each (objective, method) the evidence holds the quality delta
 (metric after minus before; published files give only the after figure) with its interval over
 runs, and a rank in [0, 1]: the share of the same task's runs (same tier, same hardware) with a
 lower quality per cost (metric gain per log wall-second), which the ranking mixes with its prior.
@@ -118,10 +119,11 @@ def lookup(frames: list[tuple[str, object]], goal: str, gpu: Gpu) -> dict[tuple[
             gain = r["metric_after"] - (r["metric_before"] or 0.0)
             r["value"] = gain / math.log1p(max(r["wall_time_s"] or 1.0, 1.0))
             rows.append(r)
-    # Rank within (task, hardware, origin): the share of that group's runs with a lower value.
+    # Rank within (task, hardware, source): the share of that group's runs with a lower value. A source
+    # is one DB, i.e. one matrix with one step budget: runs of different budgets are not comparable.
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["task"], r["hardware"], r["origin"]), []).append(r)
+        groups.setdefault((r["task"], r["hardware"], r["source"]), []).append(r)
     for g in groups.values():
         vals = sorted(r["value"] for r in g)
         for r in g:
@@ -130,8 +132,9 @@ def lookup(frames: list[tuple[str, object]], goal: str, gpu: Gpu) -> dict[tuple[
     order = {t: i for i, t in enumerate(TIERS)}
     by_key: dict[tuple, list[dict]] = {}
     for r in rows:
-        by_key.setdefault((r["objective"], r["method"], r["tier"], r["origin"], r["hardware"], r["task"]), []).append(r)
-    for (obj, method, tier, origin, hw, task), runs in by_key.items():
+        by_key.setdefault((r["objective"], r["method"], r["tier"], r["origin"], r["hardware"], r["task"], r["source"]),
+                          []).append(r)
+    for (obj, method, tier, origin, hw, task, _), runs in by_key.items():
         published = origin == "published"
         ev = Evidence(obj, method, origin, hw or "unknown hardware", tier, task,
                       rank=sum(r["rank"] for r in runs) / len(runs),
