@@ -31,19 +31,10 @@ def live_cpu_bytes() -> int:
     return sum(seen.values())
 
 
-def measured(method: str, b: int, t: int) -> int:
-    """The meter's peak minus what earlier tests in this process left alive (the meter walks the heap)."""
-    from transformers import AutoModelForCausalLM
-
+def _two_steps_peak(model, b: int, t: int) -> int:
+    """Peak live tensor bytes over two real AdamW training steps of ``model`` on random ids."""
     from bench.metrics import Meter
-    from bench.models import model_path
-    from methods import parameterization
 
-    par = parameterization(method)
-    before = live_cpu_bytes()
-    kw = par.load_kwargs(par.make_config({})) if par.load_kwargs else {}
-    model = AutoModelForCausalLM.from_pretrained(model_path("tiny-llama"), dtype=torch.float32, **kw)
-    model = par.apply(model, par.make_config({}))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], fused=True)
     ids = torch.randint(0, 1000, (b, t))
     with Meter() as meter:
@@ -53,7 +44,22 @@ def measured(method: str, b: int, t: int) -> int:
             del loss
             opt.step()
             opt.zero_grad()
-    return meter.result()["peak_tensor_bytes"] - before
+    return meter.result()["peak_tensor_bytes"]
+
+
+def measured(method: str, b: int, t: int) -> int:
+    """The meter's peak minus what earlier tests in this process left alive (the meter walks the heap)."""
+    from transformers import AutoModelForCausalLM
+
+    from bench.models import model_path
+    from methods import parameterization
+
+    par = parameterization(method)
+    before = live_cpu_bytes()
+    kw = par.load_kwargs(par.make_config({})) if par.load_kwargs else {}
+    model = AutoModelForCausalLM.from_pretrained(model_path("tiny-llama"), dtype=torch.float32, **kw)
+    model = par.apply(model, par.make_config({}))
+    return _two_steps_peak(model, b, t) - before
 
 
 @pytest.mark.parametrize("objective,method", CASES)
@@ -134,24 +140,13 @@ def test_moe_fp32_trace_matches_measured_step():
     (expert weights get gradients), two AdamW steps; live bytes where backward starts within 2%."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from bench.metrics import Meter
-
     cfg = tiny_moe_config()
     tr = trace_peak(TraceRequest(config=cfg, method="full", objective="sft", seq_len=64, micro_batch=4,
                                  precision="fp32", lm_head="full"))
     before = live_cpu_bytes()
     hf = AutoConfig.for_model(**cfg)
     model = AutoModelForCausalLM.from_config(hf, dtype=torch.float32)
-    opt = torch.optim.AdamW(model.parameters(), fused=True)
-    ids = torch.randint(0, 1000, (4, 64))
-    with Meter() as meter:
-        for _ in range(2):
-            loss = model(input_ids=ids, labels=ids, use_cache=False).loss
-            loss.backward()
-            del loss
-            opt.step()
-            opt.zero_grad()
-    real = meter.result()["peak_tensor_bytes"] - before
+    real = _two_steps_peak(model, 4, 64) - before
     traced = max(tr.boundary_bytes.values())
     assert abs(traced / real - 1) < 0.02, (traced, real)
 
