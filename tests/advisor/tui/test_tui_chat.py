@@ -47,6 +47,13 @@ def status_of(screen) -> str:
     return str(screen.query_one("#status").render())
 
 
+async def select_run(pilot, run_id: str) -> None:
+    """Open Results (ctrl+r) and put the cursor on ``run_id``."""
+    await pilot.press("ctrl+r")
+    table = pilot.app.screen.query_one("#runs")
+    table.move_cursor(row=table.get_row_index(run_id))
+
+
 def test_results_chat_export_and_reproduce_a_real_run(trained, tmp_path):
     record = read_runs(trained / "db").row(0, named=True)
     expected_starters = starters("smoke", True, 3)
@@ -115,9 +122,7 @@ def test_run_action_refusals_are_one_line(tmp_path, run_id, key, screen, needle)
     async def main_():
         app = app_for(tmp_path)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("ctrl+r")
-            table = app.screen.query_one("#runs")
-            table.move_cursor(row=table.get_row_index(run_id))
+            await select_run(pilot, run_id)
             await pilot.press(key)
             await app.workers.wait_for_complete()
             await pilot.pause()
@@ -135,9 +140,7 @@ def test_run_report_builds_the_runs_comparison(tmp_path):
     async def main_():
         app = app_for(tmp_path)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("ctrl+r")
-            table = app.screen.query_one("#runs")
-            table.move_cursor(row=table.get_row_index("seed-1-0"))
+            await select_run(pilot, "seed-1-0")
             await pilot.press("o")
             assert type(app.screen).__name__ == "ReportScreen"
             assert app.screen.filters == {"hardware": "cpu-test-2c", "task": "smoke", "model": "tiny-llama"}
