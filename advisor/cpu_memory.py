@@ -25,7 +25,7 @@ Runs pad each batch to its longest sequence, usually well below max_length, so `
 scores the estimate at max_length (what a user states) and at the padded length of the run's own
 batches (``padded_seq``: its task's train records tokenized the way its objective builds them);
 the factor is fitted at the padded length, where the tensor terms are the ones that ran.
-The evaluation phases (task loss one sequence at a time, the general-text probe at 8 sequences,
+The evaluation phases (task loss and the general-text probe, 8 sequences per forward,
 no autograd) stay below the training peak in every reference run, so they are not a term.
 """
 from __future__ import annotations

@@ -8,7 +8,7 @@ carries a ``source``). ``apply(name, request, explicit)`` fills the request's kn
 (flags the user gave, ``explicit``, win); ``run(name, request, explicit)`` also applies, after the
 estimate, what the estimator does not model but the framework does: DeepSpeed's bf16 layout (16-bit
 weights and gradients, the fp32 master copy inside the sharded optimizer state) and ZeRO CPU offload of
-the optimizer and the parameters (moved off the GPU and reported under ``offloaded``). ``cheapest_fix``
+the optimizer and the parameters (moved off the GPU and reported under ``offloaded``). ``find_fix``
 tries single changes in a fixed order of cost when a run does not fit and says which one makes it fit
 ("fits with --grad-ckpt: 17.2 GiB", "needs 2 GPUs with ZeRO-3: 30.1 GiB per GPU").
 """
@@ -161,12 +161,17 @@ def master_in_optimizer(est: Estimate, req: Request) -> Estimate:
     state = estimator.OPTIMIZERS[req.optimizer]
     shards = req.num_gpus if req.zero_stage >= 1 else 1
     states = est.trainable_params * (4 + (8 if state is None else state)) / shards
-    extra = states - est.breakdown["optimizer_states"]
-    return replace(est, breakdown={**est.breakdown, "optimizer_states": states}, peak_bytes=est.peak_bytes + extra,
-                   reserved_bytes=est.reserved_bytes + extra, notes=est.notes + [
-                       "16-bit weights and gradients on the GPU; the fp32 master copy and fp32 optimizer moments in "
-                       "the optimizer state (4 + 8 B per trained parameter for AdamW), sharded by ZeRO"],
-                   fits=None if req.gpu is None else est.peak_bytes + extra <= req.gpu.memory_gib * GIB)
+    return _rebuilt(est, req, {**est.breakdown, "optimizer_states": states}, est.notes + [
+        "16-bit weights and gradients on the GPU; the fp32 master copy and fp32 optimizer moments in "
+        "the optimizer state (4 + 8 B per trained parameter for AdamW), sharded by ZeRO"])
+
+
+def _rebuilt(est: Estimate, req: Request, breakdown: dict[str, float], notes: list[str]) -> Estimate:
+    """``est`` with a changed breakdown: peak and reserved bytes move by the difference, fits is re-judged."""
+    delta = sum(breakdown.values()) - sum(est.breakdown.values())
+    peak = est.peak_bytes + delta
+    return replace(est, breakdown=breakdown, peak_bytes=peak, reserved_bytes=est.reserved_bytes + delta, notes=notes,
+                   fits=None if req.gpu is None else peak <= req.gpu.memory_gib * GIB)
 
 
 def offload(est: Estimate, req: Request, optimizer: bool, params: bool) -> tuple[Estimate, dict[str, float]]:
@@ -197,11 +202,7 @@ def offload(est: Estimate, req: Request, optimizer: bool, params: bool) -> tuple
         moved["weights"] = max(0.0, breakdown["weights"] - gathered)
         breakdown["weights"] -= moved["weights"]
         notes.append("ZeRO-3 parameter offload: weights in host memory except the layer being gathered")
-    less = sum(est.breakdown.values()) - sum(breakdown.values())
-    peak = est.peak_bytes - less
-    out = replace(est, breakdown=breakdown, peak_bytes=peak, reserved_bytes=est.reserved_bytes - less, notes=notes,
-                  fits=None if req.gpu is None else peak <= req.gpu.memory_gib * GIB)
-    return out, moved
+    return _rebuilt(est, req, breakdown, notes), moved
 
 
 def run(name: str, req: Request, explicit: frozenset[str] | set[str] = frozenset()) -> Result:
@@ -296,12 +297,6 @@ def find_fix(req: Request, gpu: Gpu, like: Assumed | None = None) -> Fix | None:
         if estimator.fits_gpu(est, gpu):
             return Fix(tuple(labels), cur, est, True)
     return None if est is None else Fix(tuple(labels), cur, est, False)
-
-
-def cheapest_fix(req: Request, gpu: Gpu, like: Assumed | None = None) -> list[str]:
-    """``find_fix`` as the line to print ("fits with --grad-ckpt: 17.2 GiB"); [] when the request fits."""
-    fix = find_fix(req, gpu, like)
-    return [] if fix is None else [fix.line(gpu)]
 
 
 def table() -> list[dict]:

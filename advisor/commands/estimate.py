@@ -225,14 +225,12 @@ def check_numbers(args) -> None:
 
 def run(args):
     from advisor import frameworks
-    from advisor.estimator import fits_gpu
 
     check_numbers(args)
     res = frameworks.run(args.framework, request_from_args(args), explicit_knobs(args))
     req, est, assumed = res.assumed.request, res.estimate, res.assumed
-    fix = None
-    if req.gpu and not fits_gpu(est, req.gpu):
-        fix = "; ".join(frameworks.cheapest_fix(req, req.gpu, assumed))
+    found = frameworks.find_fix(req, req.gpu, assumed) if req.gpu else None  # None when it fits
+    fix = found.line(req.gpu) if found else None
     d = est.to_dict()
     d.update(framework=assumed.framework, assumed=assumed.to_dict(), fix=fix,
              cpu_offloaded={k: round(v / 2**30, 3) for k, v in res.offloaded.items()},

@@ -131,7 +131,7 @@ def test_fix_really_fits_and_nothing_cheaper_does(name, method, kw, gpu_name):
     assert fix is not None and fix.fits
     again = F.estimate(fix.assumed).estimate  # recomputed from the changed request alone
     assert estimator.fits_gpu(again, g) and again.peak_bytes == pytest.approx(fix.estimate.peak_bytes)
-    assert f"{again.peak_bytes / GIB:.1f} GiB" in F.cheapest_fix(res.assumed.request, g, res.assumed)[0]
+    assert f"{again.peak_bytes / GIB:.1f} GiB" in fix.line(g)
     base = replace(res.assumed, request=replace(res.assumed.request, gpu=g))
     singles = F.changes(base, g)
     labels = [label for label, _ in singles]
