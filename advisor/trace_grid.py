@@ -134,12 +134,13 @@ PRELOAD = ("torch", "transformers", "peft", "trl", "bitsandbytes", "bench.trace"
 
 
 def _preload() -> None:
-    import importlib
+    from bench.zygote import preload
 
+    preload(PRELOAD)
     try:
-        for name in PRELOAD:
-            importlib.import_module(name)
-        importlib.import_module("methods.registry")._load()
+        from methods.registry import _load
+
+        _load()
     except Exception:  # each child imports what is missing again and records the real error in its row
         pass
 

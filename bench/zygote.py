@@ -27,8 +27,9 @@ PRELOAD = ("torch", "transformers", "peft", "trl", "datasets", "polars", "method
 ENTRY = sys.argv[1] if len(sys.argv) > 1 else "bench.entry"
 
 
-def preload() -> None:
-    for name in (*PRELOAD, ENTRY):
+def preload(names: tuple[str, ...] | None = None) -> None:
+    """Import ``names`` (default: the training stack and ENTRY) before forking; a failure is left for the child."""
+    for name in (*PRELOAD, ENTRY) if names is None else names:
         try:
             importlib.import_module(name)
         except Exception:  # the child imports it again and reports the real error in its log
