@@ -9,6 +9,7 @@ at a fixed path, a fixed run name, and the Progress screen replaying a recorded 
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -61,10 +62,21 @@ def keys_then_settle(*keys):
             await pilot.press(k)
             await settle(pilot)
         # A worker's result arrives as a message and tables size their columns on a later refresh:
-        # under load one settle can catch the header before that (seen in CI on Recommendations).
-        await pilot.pause(0.2)
+        # a fixed pause caught the header before that in a fresh-clone CI (Recommendations, twice).
         await settle(pilot)
+        await still(pilot)
     return run
+
+
+async def still(pilot, timeout: float = 10.0) -> None:
+    """Pause until two renders 0.1 s apart are the same (or ``timeout`` passes)."""
+    last, t0 = None, time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        await pilot.pause(0.1)
+        shot = pilot.app.export_screenshot()
+        if shot == last:
+            return
+        last = shot
 
 
 SCREENS = {
