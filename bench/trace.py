@@ -339,8 +339,8 @@ def trace_peak(req: TraceRequest) -> Trace:
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     from bench.trace_count import LiveBytes
-    from bench.trace_model import (build, fp32_grouped_mm, lycoris_without_coin_flip, meta_init, quantize_fake,
-                                   real_masks)
+    from bench.trace_model import (boft_block_diag, build, fp32_grouped_mm, lycoris_without_coin_flip, meta_init,
+                                   quantize_fake, real_masks)
     from methods import objective, parameterization
     from methods._common import trainable_counts
     from methods.registry import check_combination
@@ -384,7 +384,7 @@ def trace_peak(req: TraceRequest) -> Trace:
 
     fake = FakeTensorMode(allow_non_fake_inputs=True)
     live = LiveBytes()
-    with fake, real_masks(), fp32_grouped_mm(notes):
+    with fake, real_masks(), fp32_grouped_mm(notes), boft_block_diag(model, notes):
         # peft's prompt-learning wrapper registers the base's embedding module a second time
         # (word_embeddings); to_empty would convert it twice. Convert once, re-point after.
         shared = model._modules.pop("word_embeddings", None)

@@ -182,6 +182,60 @@ class meta_init:
         return None
 
 
+class boft_block_diag:
+    """BOFT's block-diagonal rotation as one strided copy instead of one op per block.
+
+    Without peft's CUDA extension (``fbd_cuda``; not built here) BOFT builds each layer's rotation
+    with ``torch.block_diag(*torch.unbind(R))``, R (1, blocks, b, b): thousands of blocks per layer
+    on a large model, so the trace dispatches tens of thousands of fake ops per layer and step and a
+    70B BOFT step does not trace in minutes. peft's other path, ``FastBlockDiag`` (the extension's
+    autograd function, same (1, blocks*b, blocks*b) output), is switched on here with torch ops in
+    place of the extension: a zeros output whose block diagonal, seen as a strided view, receives R
+    in one copy; the backward reads the gradient's blocks through the same view. Same output shape,
+    dtype and storage as either peft path. The butterfly factor is already fixed at init (peft
+    forces 1 without the extension), so the layers are built as the extension-less run builds them.
+    """
+
+    def __init__(self, model, notes: list[str]):
+        self.model, self.notes, self.layers = model, notes, []
+
+    def __enter__(self):
+        import torch
+        from peft.tuners.boft import layer as boft
+
+        class BlockDiag(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, blocks):
+                n, d, b, _ = blocks.shape
+                ctx.dims = (n, d, b)
+                out = blocks.new_zeros((n, d * b, d * b))
+                out.view(n, d, b, d, b).diagonal(dim1=1, dim2=3).copy_(blocks.permute(0, 2, 3, 1))
+                return out
+
+            @staticmethod
+            def backward(ctx, grad):
+                n, d, b = ctx.dims
+                return grad.reshape(n, d, b, d, b).diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2).contiguous()
+
+        self._stock = boft.FastBlockDiag
+        boft.FastBlockDiag = BlockDiag
+        self.layers = [m for m in self.model.modules() if getattr(m, "fbd_cuda_available", True) is False]
+        for m in self.layers:
+            m.fbd_cuda_available = True
+        if self.layers:
+            self.notes.append("boft: block_diag of its rotation blocks traced as one strided copy (peft's FastBlockDiag "
+                              "path with torch ops; same output, the per-block ops are too many to trace)")
+        return self
+
+    def __exit__(self, *exc):
+        from peft.tuners.boft import layer as boft
+
+        boft.FastBlockDiag = self._stock
+        for m in self.layers:
+            m.fbd_cuda_available = False
+        return None
+
+
 class fp32_grouped_mm:
     """The fake kernel of ``aten._grouped_mm`` for fp32 inputs (MoE experts with fp32 master weights).
 

@@ -12,7 +12,7 @@ import torch
 from bench.trace import TraceRequest, trace_peak, zero_shard
 from bench.trace_check import model_config
 
-CASES = [("sft", "lora"), ("sft", "full"), ("sft", "qlora")]
+CASES = [("sft", "lora"), ("sft", "full"), ("sft", "qlora"), ("sft", "boft")]  # boft: real block_diag vs traced strided copy
 
 
 def live_cpu_bytes() -> int:
@@ -72,6 +72,28 @@ def test_trace_matches_measured_step(tiny_llama, objective, method):
     assert abs(traced / real - 1) < 0.02, (traced, real)
     assert tr.peak_bytes >= traced
     assert sum(tr.breakdown.values()) == tr.peak_bytes
+
+
+def test_boft_block_diag_matches_peft():
+    """The traced BOFT rotation (one strided copy) gives torch.block_diag's values and gradients on real tensors."""
+    from peft.tuners.boft import layer as boft
+
+    from bench.trace_model import boft_block_diag
+
+    class Layer(torch.nn.Module):
+        fbd_cuda_available = False
+
+    blocks = torch.randn(1, 6, 4, 4, requires_grad=True)
+    want = torch.block_diag(*torch.unbind(blocks[0])).unsqueeze(0)
+    (want * torch.arange(want.numel()).view_as(want)).sum().backward()
+    grad, blocks.grad = blocks.grad, None
+    layer, notes = Layer(), []
+    with boft_block_diag(layer, notes):
+        assert layer.fbd_cuda_available
+        got = boft.FastBlockDiag.apply(blocks)
+        (got * torch.arange(got.numel()).view_as(got)).sum().backward()
+    assert not layer.fbd_cuda_available and notes
+    assert torch.equal(got, want) and torch.equal(blocks.grad, grad)
 
 
 def test_weights_and_states_exact():
