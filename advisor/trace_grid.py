@@ -232,10 +232,12 @@ def _say(line: str) -> None:
 
 
 def run(limit: int | None = None, ids: set[int] | None = None, progress=_say, timeout_s: int = 150,
-        retry_failed: bool = False, grid_path: Path = GRID, results: Path = RESULTS, trace=None) -> int:
+        retry_failed: bool = False, grid_path: Path = GRID, results: Path = RESULTS, trace=None, jobs: int = 1) -> int:
     """Trace the grid rows results.csv lacks (first its failed rows again, with ``retry_failed``), each
-    in its own child process; every finished row is written at once, replacing a failed row of the same
-    id. Returns how many rows ran."""
+    in its own child process, ``jobs`` children at a time; every finished row is written at once (by
+    this process only), replacing a failed row of the same id. Returns how many rows ran."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     grid = load_grid(grid_path)
     rows = read_results(results)
     at = {int(r["id"]): i for i, r in enumerate(rows)}
@@ -247,75 +249,24 @@ def run(limit: int | None = None, ids: set[int] | None = None, progress=_say, ti
         stale.unlink()
     if todo:
         _preload()
-    for n, cfg in enumerate(todo, 1):
+
+    def one(cfg: dict) -> tuple[dict, float]:
         t0 = time.perf_counter()
-        row = {**cfg, **trace_in_child(cfg, timeout_s, trace)}
-        if cfg["id"] in at:
-            rows[at[cfg["id"]]] = row
-        else:
-            at[cfg["id"]] = len(rows)
-            rows.append(row)
-        write_results(rows, results)
-        progress(f"[{n}/{len(todo)}] #{cfg['id']} {cfg['model']} {cfg['objective']}:{cfg['method']} "
-                 f"{cfg['micro_batch']}x{cfg['seq_len']} -> {row['trace_gib'] or 'failed'} GiB "
-                 f"({time.perf_counter() - t0:.1f} s){'' if row['trace_gib'] else ' ' + row['trace_notes'][:120]}")
+        return {**cfg, **trace_in_child(cfg, timeout_s, trace)}, time.perf_counter() - t0
+
+    # threads only wait on their children (the tracing itself runs in forked processes)
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        for n, done in enumerate(as_completed([pool.submit(one, cfg) for cfg in todo]), 1):
+            row, secs = done.result()
+            if row["id"] in at:
+                rows[at[row["id"]]] = row
+            else:
+                at[row["id"]] = len(rows)
+                rows.append(row)
+            write_results(rows, results)
+            progress(f"[{n}/{len(todo)}] #{row['id']} {row['model']} {row['objective']}:{row['method']} "
+                     f"{row['micro_batch']}x{row['seq_len']} -> {row['trace_gib'] or 'failed'} GiB "
+                     f"({secs:.1f} s){'' if row['trace_gib'] else ' ' + row['trace_notes'][:120]}")
+    if jobs > 1 and todo:  # children finish out of order: leave the file in id order
+        write_results(sorted(rows, key=lambda r: int(r["id"])), results)
     return len(todo)
-
-
-def estimate_row(row: dict) -> float:
-    """The estimator's tensor peak (GiB) for one grid row."""
-    from advisor.catalogs import shape
-    from advisor.estimator import Request, estimate
-
-    req = Request(shape=shape(row["model"]), method=row["method"], objective=row["objective"],
-                  precision="bf16", master_weights=row["precision"] == "mixed", seq_len=int(row["seq_len"]),
-                  micro_batch=int(row["micro_batch"]), grad_ckpt=str(row["grad_ckpt"]) == "True",
-                  optimizer=row["optimizer"], num_gpus=int(row["num_gpus"]), zero_stage=int(row["zero_stage"]),
-                  gen_len=GEN_LEN, lm_head="fused")  # the trace runs tunebench's (TRL's) fused head
-    est = estimate(req)
-    b = est.breakdown
-    return (est.peak_bytes - b.get("cuda_context", 0.0) - b.get("allocator_overhead", 0.0)) / 2**30
-
-
-def score(path: Path = RESULTS, plot: Path | None = PLOT) -> dict:
-    """Estimate every traced row; rewrite the CSV's estimate columns; plot; error summary."""
-    import statistics
-
-    rows = [r for r in read_results(path) if r.get("trace_gib")]
-    for r in rows:
-        r["est_gib"] = round(estimate_row(r), 4)
-        r["error"] = round(r["est_gib"] / float(r["trace_gib"]) - 1, 4)
-    every = read_results(path)
-    by_id = {r["id"]: r for r in rows}
-    write_results([by_id.get(r["id"], r) for r in every], path)
-    errs = sorted(abs(r["error"]) for r in rows)
-    out = {"rows": len(rows), "failed": len(every) - len(rows)}
-    if errs:
-        out |= {"median": statistics.median(errs), "p95": errs[min(len(errs) - 1, int(0.95 * len(errs)))],
-                "worst": errs[-1], "signed_median": statistics.median(r["error"] for r in rows)}
-        if plot is not None:
-            _plot(rows, plot, out)
-    return out
-
-
-def _plot(rows: list[dict], path: Path, summary: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x = [float(r["trace_gib"]) for r in rows]
-    y = [float(r["est_gib"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(6.5, 6))
-    ax.scatter(x, y, s=8, alpha=0.6)
-    lo, hi = min(x + y) * 0.8, max(x + y) * 1.25
-    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("traced peak (GiB, live tensors, per rank)")
-    ax.set_ylabel("estimated tensor peak (GiB)")
-    ax.set_title(f"estimate vs trace: {summary['rows']} configs, median |err| {summary['median']:.1%}, "
-                 f"p95 {summary['p95']:.1%}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

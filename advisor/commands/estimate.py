@@ -121,12 +121,15 @@ def register(sub):
                                   "print median and p95 |error| (files under reports/reference/trace-grid/).",
                       epilog="examples:\n  tunebench estimate trace-grid run --limit 20\n"
                              "  tunebench estimate trace-grid run --retry-failed --timeout 120\n"
+                             "  tunebench estimate trace-grid run --jobs 2         # two rows at a time (one per core)\n"
                              "  tunebench estimate trace-grid score",
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     tg.add_argument("step", choices=("make", "run", "score"))
     tg.add_argument("--limit", type=int, help="run: trace at most this many rows")
     tg.add_argument("--timeout", type=int, default=150, help="run: CPU-seconds one row may trace before it is "
                     "killed and recorded as failed (default 150)")
+    tg.add_argument("--jobs", type=int, default=1, help="run: rows traced at the same time, each in its own "
+                    "process (default 1)")
     tg.add_argument("--retry-failed", action="store_true", help="run: trace the rows recorded as failed again "
                     "first (replacing them), then the untraced ones")
     tg.set_defaults(func=run_trace_grid)
@@ -383,7 +386,10 @@ def run_trace_grid(args):
     if args.step == "make":
         print(f"wrote {trace_grid.write_grid()} configurations to {trace_grid.GRID}")
     elif args.step == "run":
-        print(f"traced {trace_grid.run(limit=args.limit, timeout_s=args.timeout, retry_failed=args.retry_failed)} rows into {trace_grid.RESULTS}")
+        if args.jobs < 1:
+            raise UserError(f"--jobs must be at least 1, got {args.jobs}")
+        n = trace_grid.run(limit=args.limit, timeout_s=args.timeout, retry_failed=args.retry_failed, jobs=args.jobs)
+        print(f"traced {n} rows into {trace_grid.RESULTS}")
     else:
         out = trace_grid.score()
         if "median" not in out:

@@ -82,7 +82,8 @@ def test_child_failures_become_rows(fn, notes):
     (False, {"0": "", "1": "1.0", "2": "2.5"}),  # only the untraced row 2
     (True, {"0": "0.5", "1": "1.0", "2": "2.5"}),  # failed row 0 replaced in place, then row 2
 ])
-def test_run_retries_failed_rows_in_place(tmp_path, retry, expect):
+@pytest.mark.parametrize("jobs", [1, 2])  # two children at a time: same file, rows left in id order
+def test_run_retries_failed_rows_in_place(tmp_path, retry, expect, jobs):
     import csv
 
     import yaml
@@ -94,7 +95,7 @@ def test_run_retries_failed_rows_in_place(tmp_path, retry, expect):
     trace_grid.write_results([{"id": 0, "trace_gib": "", "trace_notes": "FAILED timeout"},
                               {"id": 1, "trace_gib": 1.0, "trace_notes": "old", "est_gib": 0.9}], results)
     ran = trace_grid.run(retry_failed=retry, grid_path=grid, results=results, trace=_columns, progress=lambda s: None,
-                         timeout_s=60)
+                         timeout_s=60, jobs=jobs)
     assert ran == (2 if retry else 1)
     rows = list(csv.DictReader(results.open()))
     assert {r["id"]: r["trace_gib"] for r in rows} == expect
