@@ -9,8 +9,8 @@
 (round-robin, valid pairs only) over ten architectures from 0.1B to 72B (GQA and MHA, tied and
 untied embeddings, 128k-256k vocabularies, one MoE), seq 256-8192, micro-batch 1-8,
 checkpointing on/off, pure bf16 vs fp32-master mixed precision, four optimizers and ZeRO 0-3 over
-1-8 GPUs. ``run`` traces each configuration once on fake tensors (bench/trace.py; ZeRO is the
-division ``bench.trace.zero_shard`` applies to the traced single-rank parts), each in a child forked
+1-8 GPUs. ``run`` traces each configuration once on fake tensors (bench/trace.py; ZeRO is counted on one
+rank as the step runs, bench/trace_count.py), each in a child forked
 after the imports (killed at ``--timeout``; a crash or kill is a failed row and the grid goes on), and
 writes its row into results.csv with the traced breakdown (the file is replaced atomically after each
 row, so a kill at any moment leaves a whole CSV); ``--retry-failed`` first re-traces the rows recorded
@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from common.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1] / "reports" / "reference" / "trace-grid"
 GRID = ROOT / "grid.yaml"
@@ -51,7 +53,6 @@ def make_grid(n: int = 520, seed: int = 0) -> list[dict]:
     from advisor.catalogs import shape
     from advisor.estimator import REQUIREMENTS
     from methods.registry import OBJECTIVES, PARAMETERIZATIONS, _load, check_combination
-    from common.errors import UserError
 
     _load()
     rng = random.Random(seed)
@@ -87,7 +88,6 @@ def write_grid(path: Path = GRID) -> int:
 
 
 def load_grid(path: Path = GRID) -> list[dict]:
-    from common.errors import UserError
 
     if not path.exists():
         raise UserError(f"{path}: no grid file (make it with `tunebench estimate trace-grid make`)")
@@ -104,15 +104,13 @@ def read_results(path: Path = RESULTS) -> list[dict]:
 def trace_row(cfg: dict) -> dict:
     """Trace one grid configuration; the CSV row's trace columns."""
     from advisor.catalogs import shape
-    from bench.trace import TraceRequest, trace_peak, zero_shard
+    from bench.trace import TraceRequest, trace_peak
 
     req = TraceRequest(shape=shape(cfg["model"]), method=cfg["method"], objective=cfg["objective"],
                        seq_len=cfg["seq_len"], micro_batch=cfg["micro_batch"], grad_ckpt=cfg["grad_ckpt"],
                        precision=cfg["precision"], optimizer=cfg["optimizer"], gen_len=GEN_LEN,
-                       objective_cfg=ppo_batches(cfg))
+                       objective_cfg=ppo_batches(cfg), zero_stage=cfg["zero_stage"], num_gpus=cfg["num_gpus"])
     t = trace_peak(req)
-    if cfg["zero_stage"] and cfg["num_gpus"] > 1:
-        t = zero_shard(t, cfg["zero_stage"], cfg["num_gpus"])
     gib = 2**30
     return {"trace_gib": round(t.peak_bytes / gib, 4), "trace_phase": t.peak_phase, "trace_step": t.peak_step + 1,
             "trace_s": round(t.seconds, 1), **{f"t_{k}": round(t.breakdown.get(k, 0) / gib, 4) for k in BREAKDOWN},
@@ -223,6 +221,21 @@ def write_results(rows: list[dict], path: Path = RESULTS) -> None:
         raise
 
 
+def redo_ids(spec: str, grid_path: Path = GRID) -> set[int]:
+    """``--redo``: "zero" = every row sharded over more than one GPU, else a comma list of row ids."""
+    grid = load_grid(grid_path)
+    if spec == "zero":
+        return {c["id"] for c in grid if c["zero_stage"] and c["num_gpus"] > 1}
+    try:
+        ids = {int(x) for x in spec.split(",") if x.strip()}
+    except ValueError:
+        raise UserError(f"--redo takes 'zero' or a comma list of row ids, got {spec!r}") from None
+    unknown = ids - {c["id"] for c in grid}
+    if unknown:
+        raise UserError(f"--redo: no grid rows {sorted(unknown)} (the grid has ids 0-{len(grid) - 1})")
+    return ids
+
+
 def failed(row: dict) -> bool:
     return not row.get("trace_gib")
 
@@ -233,7 +246,8 @@ def _say(line: str) -> None:
 
 def run(limit: int | None = None, ids: set[int] | None = None, progress=_say, timeout_s: int = 150,
         retry_failed: bool = False, grid_path: Path = GRID, results: Path = RESULTS, trace=None, jobs: int = 1) -> int:
-    """Trace the grid rows results.csv lacks (first its failed rows again, with ``retry_failed``), each
+    """Trace the grid rows results.csv lacks (first its failed rows again, with ``retry_failed``; only the
+    rows ``ids``, traced before or not, when given), each
     in its own child process, ``jobs`` children at a time; every finished row is written at once (by
     this process only), replacing a failed row of the same id. Returns how many rows ran."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -241,9 +255,11 @@ def run(limit: int | None = None, ids: set[int] | None = None, progress=_say, ti
     grid = load_grid(grid_path)
     rows = read_results(results)
     at = {int(r["id"]): i for i, r in enumerate(rows)}
-    retry = [c for c in grid if c["id"] in at and retry_failed and failed(rows[at[c["id"]]])]
-    todo = retry + [c for c in grid if c["id"] not in at]
-    todo = [c for c in todo if ids is None or c["id"] in ids][:limit]
+    if ids is not None:  # these rows again, traced or not (after a tracer change that moves them)
+        todo = [c for c in grid if c["id"] in ids][:limit]
+    else:
+        retry = [c for c in grid if c["id"] in at and retry_failed and failed(rows[at[c["id"]]])]
+        todo = (retry + [c for c in grid if c["id"] not in at])[:limit]
     results.parent.mkdir(parents=True, exist_ok=True)
     for stale in results.parent.glob(".results-*.csv"):  # a temp file a killed runner left before its replace
         stale.unlink()

@@ -57,6 +57,10 @@ class TraceRequest:
     gen_len: int = 256
     generations: int = 8
     steps: int = 2
+    # ZeRO / FSDP sharding over num_gpus ranks, counted on one rank as the step runs (bench/trace_count.py):
+    # 1 optimizer states, 2 + gradients (reduce-scattered as the backward makes them), 3 + weights
+    zero_stage: int = 0
+    num_gpus: int = 1
     # LM-head loss of the causal objectives (sft, cpt, multitask, distill): "fused" = TRL's chunked
     # log-prob head with log_probs only (what tunebench train runs on GPU, methods/_trl.py); "fused_logs"
     # = stock TRL SFTTrainer's head (+ entropy, is_top1 for its logs); "full" = the model's own
@@ -289,19 +293,21 @@ class Step:
         raise UserError(f"trace: objective '{name}' has no traced step")
 
 
-def zero_shard(t: Trace, stage: int, gpus: int) -> Trace:
-    """ZeRO over ``gpus`` ranks applied to a single-rank trace: stage 1 shards optimizer states,
-    2 also gradients, 3 also weights (the estimator's division, on the traced parts at the peak;
-    ZeRO-3's gathered layer and communication buckets are not in a single-rank trace)."""
-    from dataclasses import replace
-
-    # ZeRO-3 shards the reference / reward / teacher models too (TRL prepares them with DeepSpeed)
-    parts = ["optimizer"] + (["grads"] if stage >= 2 else []) + (["weights", "trainable", "extra_models"]
-                                                                  if stage >= 3 else [])
-    saved = {k: t.breakdown[k] - t.breakdown[k] // gpus for k in parts}
-    breakdown = {k: v - saved.get(k, 0) for k, v in t.breakdown.items()}
-    return replace(t, peak_bytes=t.peak_bytes - sum(saved.values()), breakdown=breakdown,
-                   notes=[*t.notes, f"ZeRO-{stage} over {gpus} ranks applied to the traced {', '.join(parts)} at the peak"])
+def _zero(req: TraceRequest, notes: list[str]) -> tuple[dict[str, float], float]:
+    """The counter's per-tag shares of one ZeRO rank, and the share of a gradient once reduce-scattered."""
+    if req.zero_stage not in (0, 1, 2, 3):
+        raise UserError(f"trace: zero_stage must be 0, 1, 2 or 3, got {req.zero_stage}")
+    g = req.num_gpus if req.zero_stage and req.num_gpus > 1 else 1
+    if g == 1:
+        return {}, 1.0
+    share = {"optimizer": 1 / g}  # states and the step's temporaries: each rank steps its flat shard
+    if req.zero_stage >= 3:  # TRL prepares the reference / reward / teacher models with DeepSpeed too
+        share |= {"weights": 1 / g, "trainable": 1 / g, "extra_models": 1 / g}
+    notes.append(f"ZeRO-{req.zero_stage} over {g} ranks counted on one rank: optimizer states"
+                 + (", gradients (once each is reduce-scattered)" if req.zero_stage >= 2 else "")
+                 + (", weights (the gathered layer and communication buckets are not in the trace)"
+                    if req.zero_stage >= 3 else ""))
+    return share, (1 / g if req.zero_stage >= 2 else 1.0)
 
 
 def _optimizer(req: TraceRequest, params: list, notes: list[str]):
@@ -383,7 +389,8 @@ def trace_peak(req: TraceRequest) -> Trace:
                      "matmuls through torch.ops.bitsandbytes fake kernels")
 
     fake = FakeTensorMode(allow_non_fake_inputs=True)
-    live = LiveBytes()
+    share, grad_share = _zero(req, notes)
+    live = LiveBytes(share)
     with fake, real_masks(), fp32_grouped_mm(notes), boft_block_diag(model, notes):
         # peft's prompt-learning wrapper registers the base's embedding module a second time
         # (word_embeddings); to_empty would convert it twice. Convert once, re-point after.
@@ -432,6 +439,9 @@ def trace_peak(req: TraceRequest) -> Trace:
             step = Step(req, live, models, obj.make_config(req.objective_cfg).model_dump())
             hooks = _Phase(live).head_hooks(model)
             opt = _optimizer(req, params, notes)
+            if grad_share < 1:  # ZeRO-2/3: a gradient lives whole only until it is reduce-scattered
+                for p in params:
+                    p.register_post_accumulate_grad_hook(lambda p: live.reshard(p.grad, grad_share))
             grad_ids, opt_ids = set(), set()
             # bf16 and mixed both train under a bf16 autocast, as the HF/TRL trainers do with bf16=True
             # (accelerate's mixed precision): peft's fp32 adapters then run their matmuls in bf16

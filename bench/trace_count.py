@@ -15,6 +15,11 @@ them turned out to be gradients or optimizer state). Copying the live set at eve
 O(live storages) per op in a forward (every op there is a new peak); instead each storage carries
 the event number it was born at, and a storage freed after the last peak is remembered until the
 next one: the peak's set is the live storages born by then plus those.
+
+ZeRO over g ranks is counted as it happens on one rank: ``shard`` maps a tag to the fraction of a
+storage one rank holds (1/g for "optimizer" from stage 1, for "weights", "trainable" and
+"extra_models" at stage 3), and ``reshard`` shrinks one storage to its rank's share (a gradient
+once it is reduce-scattered, stage 2); the peak is then the largest sharded total at any op.
 """
 from __future__ import annotations
 
@@ -28,8 +33,10 @@ from torch.utils._pytree import tree_iter
 class LiveBytes(TorchDispatchMode):
     """Counts live tensor storage bytes; see the module docstring."""
 
-    def __init__(self):
+    def __init__(self, shard: dict[str, float] | None = None):
         super().__init__()
+        self.shard = shard or {}  # tag -> the fraction of such a storage one ZeRO rank holds
+        self._sharded: set[int] = set()  # ids of storages already counted as their shard
         self._next_id = 0
         self.live: dict[int, tuple[int, int, str]] = {}  # storage cdata -> (id, nbytes, tag); id = birth event
         self.current = 0
@@ -52,7 +59,7 @@ class LiveBytes(TorchDispatchMode):
         key = st._cdata
         if key in self.live:
             return
-        n = st.nbytes()
+        n = int(st.nbytes() * self.shard.get(tag, 1))
         self.live[key] = (self._next_id, n, tag)
         self._next_id += 1
         self.current += n
@@ -71,6 +78,23 @@ class LiveBytes(TorchDispatchMode):
             if isinstance(t, torch.Tensor):
                 self._add(t, tag)
         self._check_peak()
+
+    def reshard(self, t: torch.Tensor, fraction: float) -> None:
+        """Count ``t``'s storage as ``fraction`` of itself from now on (its rank's shard). The full
+        storage is retired as if freed (kept in the peak's set when it was live there) and the shard
+        counted as a new storage, so the peak's breakdown still sums to the peak."""
+        key = t.untyped_storage()._cdata
+        entry = self.live.get(key)
+        if entry is None or entry[0] in self._sharded:  # a gradient accumulated into twice shrinks once
+            return
+        i, n, tag = entry
+        if i <= self._peak_event:
+            self._gone[i] = (n, tag)
+        kept = int(n * fraction)
+        self.live[key] = (self._next_id, kept, tag)
+        self._sharded.add(self._next_id)
+        self._next_id += 1
+        self.current -= n - kept
 
     def id_of(self, t: torch.Tensor) -> int | None:
         entry = self.live.get(t.untyped_storage()._cdata)

@@ -11,8 +11,8 @@ not set (checkpointing, precision, master weights, optimizer, LM head, ZeRO stag
 framework's cited default (advisor/frameworks.py, advisor/catalog/frameworks.yaml).
 
 With ``--trace`` the JSON gains "trace": bench/trace.py's Trace.to_dict() (traced peak, breakdown,
-phase, seconds, notes) and "trace_error" (estimate/trace - 1); the ZeRO division of the estimate is
-applied to the traced single-rank parts (weights, gradients, optimizer states) the same way.
+phase, seconds, notes) and "trace_error" (estimate/trace - 1); with --zero-stage the trace counts one
+rank's shards as the step runs (optimizer states, gradients once reduce-scattered, weights at stage 3).
 
 JSON shape: {"peak_gib": float, "breakdown": {name: gib}, "fits": bool|null, "hours": float|null,
 "cost_usd": float|null, "trainable_params": int, "total_params": int, "notes": [str], "framework": str,
@@ -130,6 +130,8 @@ def register(sub):
                     "killed and recorded as failed (default 150)")
     tg.add_argument("--jobs", type=int, default=1, help="run: rows traced at the same time, each in its own "
                     "process (default 1)")
+    tg.add_argument("--redo", help="run: trace again exactly these rows, traced before or not: a comma list of "
+                    "ids, or 'zero' for every row sharded over more than one GPU (after a tracer change moves them)")
     tg.add_argument("--retry-failed", action="store_true", help="run: trace the rows recorded as failed again "
                     "first (replacing them), then the untraced ones")
     tg.set_defaults(func=run_trace_grid)
@@ -285,16 +287,14 @@ def trace_request(req):
     return TraceRequest(shape=req.shape, method=req.method, method_cfg=cfg, objective=req.objective,
                         seq_len=req.seq_len, micro_batch=req.micro_batch, grad_ckpt=req.grad_ckpt,
                         precision=precision, optimizer=req.optimizer, gen_len=req.gen_len,
-                        generations=req.generations, lm_head=req.lm_head)
+                        generations=req.generations, lm_head=req.lm_head, zero_stage=req.zero_stage,
+                        num_gpus=req.num_gpus)
 
 
 def run_trace(args, req) -> dict:
-    from bench.trace import trace_peak, zero_shard
+    from bench.trace import trace_peak
 
-    t = trace_peak(trace_request(req))
-    if req.zero_stage and req.num_gpus > 1:
-        t = zero_shard(t, req.zero_stage, req.num_gpus)
-    return t.to_dict()
+    return trace_peak(trace_request(req)).to_dict()
 
 
 def run_frameworks(args):
@@ -388,7 +388,8 @@ def run_trace_grid(args):
     elif args.step == "run":
         if args.jobs < 1:
             raise UserError(f"--jobs must be at least 1, got {args.jobs}")
-        n = trace_grid.run(limit=args.limit, timeout_s=args.timeout, retry_failed=args.retry_failed, jobs=args.jobs)
+        n = trace_grid.run(limit=args.limit, timeout_s=args.timeout, retry_failed=args.retry_failed, jobs=args.jobs,
+                           ids=trace_grid.redo_ids(args.redo) if args.redo else None)
         print(f"traced {n} rows into {trace_grid.RESULTS}")
     else:
         out = trace_grid.score()

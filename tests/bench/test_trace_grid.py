@@ -104,6 +104,23 @@ def test_run_retries_failed_rows_in_place(tmp_path, retry, expect, jobs):
     assert results.stat().st_mode & 0o777 == 0o644
 
 
+@pytest.mark.parametrize("spec,error", [("zero", None), ("3, 5", None), ("3,x", "comma list"),
+                                        ("99999", "no grid rows [99999]")])
+def test_redo_picks_rows_or_says_why_not(spec, error):
+    from common.errors import UserError
+
+    grid = {c["id"]: c for c in trace_grid.load_grid()}
+    if error:
+        with pytest.raises(UserError, match=error.replace("[", r"\[").replace("]", r"\]")):
+            trace_grid.redo_ids(spec)
+        return
+    ids = trace_grid.redo_ids(spec)
+    if spec == "zero":
+        assert ids == {i for i, c in grid.items() if c["zero_stage"] and c["num_gpus"] > 1} and len(ids) > 100
+    else:
+        assert ids == {3, 5}
+
+
 def test_a_real_row_traces_in_a_child():
     """The fork path end to end on a committed smollm2 row: the child's trace equals the committed peak."""
     grid = {c["id"]: c for c in trace_grid.load_grid()}
