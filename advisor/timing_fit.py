@@ -24,6 +24,7 @@ def speed_rows(db_dirs: list[Path]) -> dict[str, list[tuple[str, str, float]]]:
     """{class: [(method, objective, measured / predicted tokens/s)]} from the DBs' own runs."""
     from advisor.calibration import request_from_run
     from advisor.estimator import DTYPE_BYTES, _weights_bytes, cards_for, trainable_params
+    from bench.metrics import measured_quietly
     from bench.results import read_runs
 
     out: dict[str, list] = {}
@@ -33,6 +34,8 @@ def speed_rows(db_dirs: list[Path]) -> dict[str, list[tuple[str, str, float]]]:
             continue
         for row in df.iter_rows(named=True):
             if row["status"] != "ok" or not row.get("tokens_per_s") or row.get("origin") == "published":
+                continue
+            if not measured_quietly(row.get("extra")):  # slowed by other work on the machine
                 continue
             req = request_from_run(row)
             if req is None:

@@ -22,6 +22,10 @@ columns (the result schema, bench/schema.py):
   ``settle()`` — called after a training step, when no other saved-tensor hooks are pushed —
   removes them, so later steps run without a Python call per saved tensor. The seconds spent in
   the two heap walks accumulate in ``paused_s``, which bench/progress.py leaves out of step times.
+- ``background_cpu_share`` (in the record's extra): CPU time other processes used while the meter
+  was open, as a share of the machine (wall seconds x cores): a run measured beside other work has
+  slower steps, and the report leaves its speed out of the speed columns (its memory and quality
+  stand). From /proc/stat's busy time less this process's own CPU time.
 - CUDA: ``peak_reserved_bytes`` / ``peak_allocated_bytes`` from torch (peaks reset at enter)
   and ``nvml_used_bytes``, the peak device-wide used memory NVML reported while sampling.
   Without a GPU these stay None; that is the normal case, not an error.
@@ -48,6 +52,17 @@ import psutil
 PACKAGES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate")
 SAMPLE_S = 0.02
 BOUNDARY_SAMPLES = 2
+BUSY = 0.10  # background CPU share above which a run's speed is not the method's own
+
+
+def measured_quietly(extra: str | None) -> bool:
+    """Whether a record's speed counts: its extra JSON's background_cpu_share is at most BUSY
+    (records from before the meter measured it count)."""
+    try:
+        share = json.loads(extra or "{}").get("background_cpu_share")
+    except (ValueError, AttributeError):
+        return True
+    return share is None or share <= BUSY
 
 
 def config_hash(config: dict) -> str:
@@ -258,7 +273,22 @@ class Meter:
             self._hooks = None
 
     # -- context -------------------------------------------------------------------------
+    def _cpu(self) -> tuple[float, float, float]:
+        """(machine busy CPU-seconds, this process's CPU-seconds, monotonic time) now."""
+        m, own = psutil.cpu_times(), self._proc.cpu_times()
+        busy = sum(m) - m.idle - getattr(m, "iowait", 0.0) - getattr(m, "guest", 0.0) - getattr(m, "guest_nice", 0.0)
+        return busy, own.user + own.system + own.children_user + own.children_system, time.monotonic()
+
+    def background_share(self) -> float | None:
+        """CPU time other processes took while the meter was open / (wall x cores); see the module docstring."""
+        if not hasattr(self, "_cpu_end"):
+            return None
+        (b0, o0, t0), (b1, o1, t1) = self._cpu_start, self._cpu_end
+        capacity = (t1 - t0) * (psutil.cpu_count() or 1)
+        return round(max(0.0, (b1 - b0) - (o1 - o0)) / capacity, 3) if capacity > 0 else None
+
     def __enter__(self) -> "Meter":
+        self._cpu_start = self._cpu()
         self._ru_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         if self.cuda:
             import torch
@@ -280,6 +310,7 @@ class Meter:
             self._hooks = None
         self._stop.set()
         self._thread.join()
+        self._cpu_end = self._cpu()
         ru_end = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         if ru_end > self._ru_start:
             self.peak_rss = max(self.peak_rss, ru_end)

@@ -442,6 +442,7 @@ class StackRun:
             general_loss_before=general[0], general_loss_after=general[1],
             forgetting=general[1] - general[0] if general[1] is not None else None,
             extra=json.dumps({"eval_loss_before": before["loss"], **result.extra,
+                              "background_cpu_share": self.meter.background_share(),
                               **tracking.record_extra(self.spec.report_to, s.dir)}, default=str),
             model_params=s.total_params,
         )

@@ -18,6 +18,7 @@ import base64
 import html
 from pathlib import Path
 
+from bench.metrics import BUSY
 from reports import fmt
 from reports import compare, published
 from reports.claims import Verdict
@@ -86,8 +87,11 @@ LEGEND = ("Cells: mean over ok runs ± half-width of the 95% t-interval where n 
 
 
 def group_facts(group: Group) -> str:
+    busy = sum(ln.busy for ln in distinct(group.lines, ran=True))
+    left_out = (f" Speed (tokens/s, wall time) leaves out {busy} run{'s' * (busy != 1)} measured beside other work "
+                f"(other processes took over {BUSY:.0%} of the CPU; their memory and quality count)." if busy else "")
     return (f"{group.frame.height} records · model parameters {fmt.count(group.model_params)} · "
-            f"devices: {group.devices}. " + LEGEND)
+            f"devices: {group.devices}. " + LEGEND + left_out)
 
 
 SMOKE_NOTE = ("Random-initialised models: these runs prove each method trains, measures and records end "

@@ -21,6 +21,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
+from bench.metrics import measured_quietly
 from common.errors import UserError
 from common.stack import parse_stack_string
 from reports.stats import Stat
@@ -30,6 +31,10 @@ ROWS_FILE = Path(__file__).with_name("rows.yaml")
 FIGURES = ("trainable_params", "trainable_share", "tokens_per_s", "wall_time_s",
            "metric_before", "metric_after", "forgetting")
 MEMORY_SOURCES = (("peak_reserved_bytes", "GPU reserved"), ("peak_rss_bytes", "host RSS"))
+# Speed figures come only from runs measured on a quiet machine: a run whose record says other
+# processes took more than this share of the CPU while it ran (extra.background_cpu_share,
+# bench/metrics.py) keeps its memory and quality, not its speed. Records without it count.
+SPEED = ("tokens_per_s", "wall_time_s")
 # Metric names for which a smaller value is better; every other metric is higher-is-better.
 LOWER_BETTER = ("loss", "perplexity", "ppl", "bits_per_byte", "bpb", "error")
 
@@ -64,6 +69,7 @@ class Line:
     memory: Stat | None = None
     memory_source: str | None = None
     metric_name: str | None = None
+    busy: int = 0                      # ok runs whose speed was left out (measured beside other work)
 
     @property
     def label(self) -> str:
@@ -188,6 +194,9 @@ def make_line(row: Row, method: str | None, task: str | None, runs: pl.DataFrame
         detail = _first_line(last["error"])
         line.reason = last["status"] if last["status"] == "oom" or not detail else f"{last['status']}: {detail}"
     line.figures = {name: Stat.of(ok[name].to_list()) for name in FIGURES if name not in ("metric_before", "metric_after")}
+    quiet = ok.filter(pl.Series([measured_quietly(e) for e in ok["extra"].to_list()], dtype=pl.Boolean))
+    line.busy = ok.height - quiet.height
+    line.figures.update({name: Stat.of(quiet[name].to_list()) for name in SPEED})
     names = Counter(n for n in ok["metric_name"].to_list() if n)
     if names:
         line.metric_name = names.most_common(1)[0][0]

@@ -54,6 +54,25 @@ def test_two_seeds_show_min_max_with_n():
     assert cells_["tokens/s"] == "100 (100–101, n=2)"
 
 
+def test_speed_leaves_out_runs_measured_beside_other_work():
+    """A run whose meter saw other processes take >10% of the CPU keeps its memory and quality, not its speed."""
+    import json
+
+    from reports.render import group_facts
+
+    busy = [sft("lora", seed=s, tokens_per_s=50.0, mem_gib=6.0, metric_after=0.7,
+                extra=json.dumps({"background_cpu_share": 0.4})) for s in (2, 3)]
+    quiet = [sft("lora", seed=0, extra=json.dumps({"background_cpu_share": 0.02})), sft("lora", seed=1)]
+    (group,) = groups(frame(quiet + busy))
+    cells_ = line_cells(group, "LoRA")
+    assert cells_["tokens/s"] == "100 (100–101, n=2)"  # the two quiet runs only
+    assert cells_["runs / seeds"] == "4 of 4 ok · seeds 0, 1, 2, 3"
+    assert "n=4" in cells_["peak memory"] and "n=4" in cells_["quality before → after"]
+    assert "leaves out 2 runs measured beside other work" in group_facts(group)
+    (quiet_group,) = groups(frame(quiet))
+    assert "leaves out" not in group_facts(quiet_group)
+
+
 def test_smoke_and_hardware_class():
     gs = groups(frame([sft("lora"), sft("lora", model="tiny-llama"),
                        sft("lora", hardware="NVIDIA H100", peak_reserved_bytes=GiB)]))
