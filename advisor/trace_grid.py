@@ -286,3 +286,62 @@ def run(limit: int | None = None, ids: set[int] | None = None, progress=_say, ti
     if jobs > 1 and todo:  # children finish out of order: leave the file in id order
         write_results(sorted(rows, key=lambda r: int(r["id"])), results)
     return len(todo)
+
+
+def estimate_row(row: dict) -> float:
+    """The estimator's tensor peak (GiB) for one grid row."""
+    from advisor.catalogs import shape
+    from advisor.estimator import Request, estimate
+
+    req = Request(shape=shape(row["model"]), method=row["method"], objective=row["objective"],
+                  precision="bf16", master_weights=row["precision"] == "mixed", seq_len=int(row["seq_len"]),
+                  micro_batch=int(row["micro_batch"]), grad_ckpt=str(row["grad_ckpt"]) == "True",
+                  optimizer=row["optimizer"], num_gpus=int(row["num_gpus"]), zero_stage=int(row["zero_stage"]),
+                  gen_len=GEN_LEN, lm_head="fused")  # the trace runs tunebench's (TRL's) fused head
+    est = estimate(req)
+    b = est.breakdown
+    return (est.peak_bytes - b.get("cuda_context", 0.0) - b.get("allocator_overhead", 0.0)) / 2**30
+
+
+def score(path: Path = RESULTS, plot: Path | None = PLOT) -> dict:
+    """Estimate every traced row; rewrite the CSV's estimate columns; plot; error summary."""
+    import statistics
+
+    rows = [r for r in read_results(path) if r.get("trace_gib")]
+    for r in rows:
+        r["est_gib"] = round(estimate_row(r), 4)
+        r["error"] = round(r["est_gib"] / float(r["trace_gib"]) - 1, 4)
+    every = read_results(path)
+    by_id = {r["id"]: r for r in rows}
+    write_results([by_id.get(r["id"], r) for r in every], path)
+    errs = sorted(abs(r["error"]) for r in rows)
+    out = {"rows": len(rows), "failed": len(every) - len(rows)}
+    if errs:
+        out |= {"median": statistics.median(errs), "p95": errs[min(len(errs) - 1, int(0.95 * len(errs)))],
+                "worst": errs[-1], "signed_median": statistics.median(r["error"] for r in rows)}
+        if plot is not None:
+            _plot(rows, plot, out)
+    return out
+
+
+def _plot(rows: list[dict], path: Path, summary: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [float(r["trace_gib"]) for r in rows]
+    y = [float(r["est_gib"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    ax.scatter(x, y, s=8, alpha=0.6)
+    lo, hi = min(x + y) * 0.8, max(x + y) * 1.25
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("traced peak (GiB, live tensors, per rank)")
+    ax.set_ylabel("estimated tensor peak (GiB)")
+    ax.set_title(f"estimate vs trace: {summary['rows']} configs, median |err| {summary['median']:.1%}, "
+                 f"p95 {summary['p95']:.1%}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
