@@ -18,8 +18,9 @@ next one: the peak's set is the live storages born by then plus those.
 
 ZeRO over g ranks is counted as it happens on one rank: ``shard`` maps a tag to the fraction of a
 storage one rank holds (1/g for "optimizer" from stage 1, for "weights", "trainable" and
-"extra_models" at stage 3), and ``reshard`` shrinks one storage to its rank's share (a gradient
-once it is reduce-scattered, stage 2); the peak is then the largest sharded total at any op.
+"extra_models" at stage 3, and the dtype copies autocast makes of those), and ``reshard`` shrinks
+one storage to its rank's share (a gradient once it is reduce-scattered, stage 2); the peak is then
+the largest sharded total at any op.
 """
 from __future__ import annotations
 
@@ -113,9 +114,16 @@ class LiveBytes(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         self.ops += 1
+        tag = self.phase
+        if func is torch.ops.aten._to_copy.default and self.shard.get("weights", 1) < 1:
+            # ZeRO-3: a dtype copy of a sharded weight (autocast's bf16 cast of an fp32 master) is the
+            # rank's share of the low-precision weights a ZeRO-3 / FSDP run keeps, not a full copy
+            src = self.live.get(args[0].untyped_storage()._cdata) if isinstance(args[0], torch.Tensor) else None
+            if src is not None and src[2] in self.shard:
+                tag = src[2]
         for t in tree_iter(out):
             if isinstance(t, torch.Tensor):
-                self._add(t, self.phase)
+                self._add(t, tag)
         self._check_peak()
         return out
 

@@ -142,6 +142,19 @@ def test_zero_shards_as_the_step_runs():
     assert any("ZeRO-2 over 4 ranks" in n for n in z2.notes)
 
 
+def test_zero3_counts_autocast_weight_copies_as_sharded_weights():
+    """fp32 master weights under bf16 autocast at ZeRO-3: the bf16 copies autocast makes are the rank's share
+    of the low-precision weights (as ZeRO-3 / FSDP keep them), not full copies among the activations."""
+    def tr(stage):
+        return trace_peak(TraceRequest(config=model_config("tiny-llama"), method="full", objective="sft",
+                                       seq_len=32, micro_batch=2, precision="mixed", zero_stage=stage, num_gpus=4))
+
+    m0, m3 = tr(0), tr(3)
+    assert m3.breakdown["trainable"] > m0.breakdown["trainable"] / 4  # fp32 shard + the bf16 copies' shard
+    assert m3.breakdown["activations"] < m0.breakdown["activations"]
+    assert sum(m3.breakdown.values()) == m3.peak_bytes
+
+
 def test_qlora_storage_matches_the_estimators_nf4_bytes():
     """The estimator's NF4 storage (advisor/estimator.py NF4_STORED) is what bnb's layers hold."""
     from advisor.estimator import NF4_STORED
