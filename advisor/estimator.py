@@ -234,10 +234,17 @@ def _autocast_copies(st: "_Stage", layers: int) -> float:
     """Autocast casts every fp32 linear weight to bf16 for its matmul and autograd keeps that copy
     for the input gradient (frozen weights are re-cast per op; trained leaves hit the cast cache,
     which also lives until the step ends): 2 bytes per linear parameter of each layer whose
-    activations are kept. Measured in the tracer's fp32-master runs (mixed precision)."""
+    activations are kept. Measured in the tracer's fp32-master runs (mixed precision); at ZeRO-3 the
+    copies are of the rank's shards (the tracer counts them so)."""
     if not st.req.master_weights or st.par.memory.base != "dense":
         return 0.0
-    return 2.0 * layers * (st.s.linear_params() / st.s.layers)
+    return 2.0 * layers * (st.s.linear_params() / st.s.layers) / _zero3_shards(st)
+
+
+def _zero3_shards(st: "_Stage") -> int:
+    """ZeRO-3 / FSDP keep the low-precision copies of sharded weights sharded too (a layer is gathered
+    at a time, counted once in _shard): the ranks that divide such a copy."""
+    return st.shards if st.req.zero_stage >= 3 else 1
 
 
 def _per_token_layer(req: Request, card: ParamCard, cfg: BaseModel, e: int, attended: int) -> float:
@@ -397,7 +404,7 @@ def _logits(st: _Stage) -> tuple[float, float]:
     stays through the layers' backward). Which head runs is the objective card's ``memory.lm_head``."""
     s, e, c, head = st.s, st.e, st.c, st.obj.memory.lm_head
     # autocast's bf16 copy of an fp32 head weight (fp32 master weights) lives while the head runs
-    cast = 2 * s.vocab * s.hidden if st.req.master_weights else 0.0
+    cast = 2 * s.vocab * s.hidden / _zero3_shards(st) if st.req.master_weights else 0.0
     if st.obj.head == "seq_cls":
         return 0.0, st.tokens * s.hidden * e
     elements = st.tokens * s.vocab
