@@ -88,7 +88,6 @@ def write_grid(path: Path = GRID) -> int:
 
 
 def load_grid(path: Path = GRID) -> list[dict]:
-
     if not path.exists():
         raise UserError(f"{path}: no grid file (make it with `tunebench estimate trace-grid make`)")
     return yaml.safe_load(path.read_text())
@@ -246,10 +245,10 @@ def _say(line: str) -> None:
 
 def run(limit: int | None = None, ids: set[int] | None = None, progress=_say, timeout_s: int = 150,
         retry_failed: bool = False, grid_path: Path = GRID, results: Path = RESULTS, trace=None, jobs: int = 1) -> int:
-    """Trace the grid rows results.csv lacks (first its failed rows again, with ``retry_failed``; only the
-    rows ``ids``, traced before or not, when given), each
-    in its own child process, ``jobs`` children at a time; every finished row is written at once (by
-    this process only), replacing a failed row of the same id. Returns how many rows ran."""
+    """Trace the grid rows results.csv lacks (first its failed rows again, with ``retry_failed``), or
+    exactly the rows ``ids`` when given (traced before or not), each in its own child process,
+    ``jobs`` children at a time; every finished row is written at once (by this process only),
+    replacing the row of the same id. Returns how many rows ran."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     grid = load_grid(grid_path)

@@ -171,6 +171,7 @@ class Meter:
         self.peak_tensor: int | None = None
         self._hooks = None
         self.paused_s = 0.0  # seconds spent sampling boundaries (instrumentation, not training)
+        self._cpu_start = self._cpu_end = None  # _cpu() at enter and exit (background_share)
 
     # -- host RSS and NVML, sampled ------------------------------------------------------
     def _sample_loop(self):
@@ -281,7 +282,7 @@ class Meter:
 
     def background_share(self) -> float | None:
         """CPU time other processes took while the meter was open / (wall x cores); see the module docstring."""
-        if not hasattr(self, "_cpu_end"):
+        if self._cpu_end is None:
             return None
         (b0, o0, t0), (b1, o1, t1) = self._cpu_start, self._cpu_end
         capacity = (t1 - t0) * (psutil.cpu_count() or 1)

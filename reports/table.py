@@ -193,10 +193,10 @@ def make_line(row: Row, method: str | None, task: str | None, runs: pl.DataFrame
         last = runs.sort("created_at").row(-1, named=True)
         detail = _first_line(last["error"])
         line.reason = last["status"] if last["status"] == "oom" or not detail else f"{last['status']}: {detail}"
-    line.figures = {name: Stat.of(ok[name].to_list()) for name in FIGURES if name not in ("metric_before", "metric_after")}
     quiet = ok.filter(pl.Series([measured_quietly(e) for e in ok["extra"].to_list()], dtype=pl.Boolean))
     line.busy = ok.height - quiet.height
-    line.figures.update({name: Stat.of(quiet[name].to_list()) for name in SPEED})
+    line.figures = {name: Stat.of((quiet if name in SPEED else ok)[name].to_list())
+                    for name in FIGURES if name not in ("metric_before", "metric_after")}
     names = Counter(n for n in ok["metric_name"].to_list() if n)
     if names:
         line.metric_name = names.most_common(1)[0][0]
