@@ -3,6 +3,13 @@ from methods._trl import as_chat, as_reply, dataset, run_trainer
 from methods.context import StageContext, StageResult
 
 
+def prompt_logits_refusal(trainer: str) -> str:
+    """Why a trainer that aligns logits with labels position by position cannot train prompt tuning (peft
+    prepends the virtual tokens' logits: a shape error at the first step; TRL's DPO and KTO cut them off)."""
+    return (f"{trainer} matches logits to labels position by position, and prompt tuning prepends its virtual "
+            "tokens' logits (a shape error at the first step); use DPO or KTO, or prefix/ptuning")
+
+
 def chat_pairs(records: list[dict]) -> list[dict]:
     """{prompt, chosen, rejected} strings -> TRL's conversational preference format."""
     return [

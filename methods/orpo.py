@@ -6,7 +6,7 @@ Reference-free, so it saves the reference forward pass DPO needs (trl.experiment
 """
 from pydantic import Field
 
-from methods._preference import chat_pairs, train_on
+from methods._preference import chat_pairs, prompt_logits_refusal, train_on
 from methods._trl import trl_args
 from methods.card import MethodConfig, ObjectiveCard, ObjectiveMemory
 from methods.context import StageContext, StageResult
@@ -20,6 +20,7 @@ class ORPOSettings(MethodConfig):
 CARD = ObjectiveCard(
     name="orpo", family="preference", label="ORPO", data="preference", settings=ORPOSettings,
     memory=ObjectiveMemory(sequences=2, nll_share=0.5),
+    incompatible={"prompt": prompt_logits_refusal("trl.experimental.orpo.ORPOTrainer")},
     description="Odds-Ratio Preference Optimization, reference-free (trl.experimental.orpo.ORPOTrainer)",
 )
 

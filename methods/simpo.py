@@ -7,7 +7,7 @@ SimPO, no behaviour-cloning term), as TRL documents it.
 """
 from pydantic import Field
 
-from methods._preference import chat_pairs, train_on
+from methods._preference import chat_pairs, prompt_logits_refusal, train_on
 from methods._trl import trl_args
 from methods.card import MethodConfig, ObjectiveCard, ObjectiveMemory
 from methods.context import StageContext, StageResult
@@ -22,6 +22,7 @@ class SimPOSettings(MethodConfig):
 CARD = ObjectiveCard(
     name="simpo", family="preference", label="SimPO", data="preference", settings=SimPOSettings,
     memory=ObjectiveMemory(sequences=2),
+    incompatible={"prompt": prompt_logits_refusal("trl.experimental.cpo.CPOTrainer")},
     description="SimPO, reference-free length-normalised margin (trl.experimental.cpo, loss_type simpo)",
 )
 

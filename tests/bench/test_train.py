@@ -29,6 +29,8 @@ def test_three_stage_stack_end_to_end(tmp_path, tiny_llama):
     (["--stack", "sft:lora,,dpo:lora", "--model", "tiny-llama", "--task", "smoke"], "malformed stack"),
     (["--stack", "sft:prefix,dpo:lora", "--model", "tiny-llama", "--task", "smoke"], "cannot be merged"),
     (["--stack", "ppo:lora", "--model", "tiny-llama", "--task", "smoke"], "reward model"),
+    (["--stack", "orpo:prompt", "--model", "tiny-llama", "--task", "smoke"], "orpo cannot train with prompt"),
+    (["--stack", "simpo:prompt", "--model", "tiny-llama", "--task", "smoke"], "position by position"),
     (["--stack", "sft:lora", "--model", "tiny-llama", "--task", "nosuch"], "unknown task"),
     (["--stack", "sft:lora", "--model", "no-such-model", "--task", "smoke"], "unknown model"),
     (["--stack", "sft:lora", "--model", "tiny-llama", "--task", "smoke", "--hp", "learning_rate=-1"], "learning_rate"),
