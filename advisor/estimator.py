@@ -206,10 +206,11 @@ def _kept_layers(card: ParamCard, s: Shape, cfg: BaseModel) -> int:
 
 
 def _weights_bytes(s: Shape, base: str, e: int) -> float:
+    q = s.quantizable_params()
     if base == "nf4":
-        return s.linear_params() * NF4_BYTES + (s.params() - s.linear_params()) * e
+        return q * NF4_BYTES + (s.params() - q) * e
     if base == "int8":
-        return s.linear_params() * (1 + 4 / s.hidden) + (s.params() - s.linear_params()) * e
+        return q * (1 + 4 / s.hidden) + (s.params() - q) * e
     return s.params() * e
 
 
@@ -222,11 +223,11 @@ NF4_STORED = 0.5 + 4 / 64
 def _stored_weights(st: "_Stage", s: Shape | None = None) -> float:
     """Bytes of a model's weights as the run stores them (the policy's shape unless ``s``)."""
     s = s or st.s
-    base = st.par.memory.base
+    base, q = st.par.memory.base, s.quantizable_params()  # an MoE's experts stay unquantized (and upcast)
     if base == "nf4":
-        return s.linear_params() * NF4_STORED + (s.params() - s.linear_params()) * 4
+        return q * NF4_STORED + (s.params() - q) * 4
     if base == "int8":
-        return s.linear_params() * (1 + 4 / s.hidden) + (s.params() - s.linear_params()) * 4
+        return q * (1 + 4 / s.hidden) + (s.params() - q) * 4
     return s.params() * st.w
 
 
@@ -235,10 +236,11 @@ def _autocast_copies(st: "_Stage", layers: int) -> float:
     for the input gradient (frozen weights are re-cast per op; trained leaves hit the cast cache,
     which also lives until the step ends): 2 bytes per linear parameter of each layer whose
     activations are kept. Measured in the tracer's fp32-master runs (mixed precision); at ZeRO-3 the
-    copies are of the rank's shards (the tracer counts them so)."""
+    copies are of the rank's shards (the tracer counts them so). An MoE's experts run through
+    ``_grouped_mm``, which autocast leaves in the weights' dtype: no copies of them."""
     if not st.req.master_weights or st.par.memory.base != "dense":
         return 0.0
-    return 2.0 * layers * (st.s.linear_params() / st.s.layers) / _zero3_shards(st)
+    return 2.0 * layers * (st.s.quantizable_params() / st.s.layers) / _zero3_shards(st)
 
 
 def _zero3_shards(st: "_Stage") -> int:
@@ -247,7 +249,7 @@ def _zero3_shards(st: "_Stage") -> int:
     return st.shards if st.req.zero_stage >= 3 else 1
 
 
-def _per_token_layer(req: Request, card: ParamCard, cfg: BaseModel, e: int, attended: int) -> float:
+def _per_token_layer(req: Request, card: ParamCard, cfg: BaseModel, e: int, attended: int, hs: int) -> float:
     """Bytes autograd keeps per token in one transformer layer."""
     s = req.shape
     h, i, dq, dkv, k = s.hidden, s.intermediate, s.q_dim, s.kv_dim, s.experts_per_token
@@ -261,15 +263,20 @@ def _per_token_layer(req: Request, card: ParamCard, cfg: BaseModel, e: int, atte
     # (trains_base_linears: full, freeze) that is every linear's input and the norms' weighted
     # inputs, which the full and freeze cards state in their per_token, so it is not added here again.
     # Each adapter keeps its own copy of its input, in the dtype its matmul runs in.
-    return b + card.memory.per_token(s, cfg, e, _adapter_bytes(req, e))
+    return b + card.memory.per_token(s, cfg, e, _adapter_bytes(req, e), hs)
 
 
 def _mlp_bytes(req: Request, card: ParamCard, e: int) -> int:
-    """Bytes per element of the MLP's activations: the model's dtype where gate/up return it (bnb's 4-bit
-    matmul runs outside autocast, in bnb_4bit_compute_dtype; the card's outputs_input_dtype), else autocast's."""
+    """Bytes per element of the MLP's activations: the model's dtype where gate/up return it (the card's
+    outputs_input_dtype), else autocast's. bnb's 4-bit layers run outside autocast and cast their output back
+    to their input's dtype: fp32, the residual stream prepare_model_for_kbit_training upcasts (the tracer's
+    bf16 QLoRA rows without checkpointing hold 19-29% more than autocast's dtype would). An MoE's experts run through ``_grouped_mm``, which autocast leaves in the weights' dtype: fp32 with
+    fp32 master weights or beside a quantized base (prepare_model_for_kbit_training upcasts them)."""
+    if req.shape.experts > 1 and (req.master_weights or card.memory.base != "dense"):
+        return 4
     if card.memory.outputs_input_dtype:
         return 4 if req.master_weights else e
-    return (4 if req.master_weights else e) if card.memory.base == "nf4" else e
+    return 4 if card.memory.base == "nf4" else e
 
 
 def _adapter_bytes(req: Request, e: int) -> int:
@@ -371,8 +378,8 @@ def _policy_parts(st: _Stage) -> dict[str, float]:
     s, mem, c = st.s, st.par.memory, st.c
     state = OPTIMIZERS[st.req.optimizer]
     kept_layers = _kept_layers(st.par, s, st.cfg)  # all layers when anything trains in (or before) the first
-    per_layer = _per_token_layer(st.req, st.par, st.cfg, st.e, st.attended)
-    fixed = mem.layer_fixed(s, st.cfg, _adapter_bytes(st.req, st.e))
+    per_layer = _per_token_layer(st.req, st.par, st.cfg, st.e, st.attended, st.hs)
+    fixed = mem.layer_fixed(s, st.cfg, _adapter_bytes(st.req, st.e), st.hs)
     unfreed = st.tokens * kept_layers * mem.unfreed_per_token(s, st.e)  # kept with or without checkpointing
     # What one layer's backward holds beyond the kept activations: LAYER_GRADS (tokens x intermediate)
     # gradients at its peak, and with checkpointing the layer's recomputed activations.
@@ -388,7 +395,8 @@ def _policy_parts(st: _Stage) -> dict[str, float]:
     return {
         "weights": _stored_weights(st),
         # frozen tensors the method adds count here too (VeRA's shared projections)
-        "adapter": (0.0 if st.in_base else st.n_train * st.p_bytes) + mem.frozen_extra(s, st.cfg),
+        "adapter": 0.0 if st.in_base else st.n_train * st.p_bytes,
+        "buffers": mem.frozen_extra(s, st.cfg),  # frozen tensors the method adds (VeRA, BOFT): never sharded
         "optimizer": st.n_train * (2 * st.p_bytes if state is None else state),
         "grads": st.n_train * st.p_bytes,
         "acts": acts * c["activation_scale"],
@@ -477,7 +485,8 @@ def _shard(st: _Stage, parts: dict[str, float], extras: dict[str, float]) -> Non
         parts["grads"] /= n
         parts["head_grad"] /= n  # gradients are reduce-scattered into shards as the backward produces them
     if zero >= 3 and n > 1:  # one rank holds everything: nothing to shard or gather
-        parts["weights"] = parts["weights"] / n + st.s.layer_params() * st.w
+        parts["weights"] /= n
+        parts["gathered_layer"] = st.s.layer_params() * st.w  # the layer being computed, gathered whole
         parts["adapter"] /= n
         for k in ("reference_model", "teacher_model", "reward_model", "value_model"):
             if k in extras:
@@ -509,8 +518,10 @@ def _breakdown(st: _Stage, parts: dict[str, float], extras: dict[str, float]) ->
     elif kv:
         phase = {"gradients": 0.0, "activations": 0.0, "logits": 0.0}
     breakdown = {"weights": parts["weights"]}
-    if parts["adapter"]:
-        breakdown["adapter_weights"] = parts["adapter"]
+    if parts.get("gathered_layer"):
+        breakdown["zero3_gathered_layer"] = parts["gathered_layer"]
+    if parts["adapter"] + parts["buffers"]:
+        breakdown["adapter_weights"] = parts["adapter"] + parts["buffers"]
     breakdown["optimizer_states"] = parts["optimizer"]
     breakdown.update(phase)
     breakdown.update(extras)

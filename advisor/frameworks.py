@@ -196,11 +196,9 @@ def offload(est: Estimate, req: Request, optimizer: bool, params: bool) -> tuple
     elif params and estimator.cards_for(req.method, req.objective)[0].memory.base != "dense":
         notes.append("parameter offload of a quantized base is not modelled: not applied")
     elif params:
-        # what the estimator's ZeRO-3 keeps beyond the shard: the one gathered layer, in the stored dtype
-        w = 4 if req.master_weights else estimator.DTYPE_BYTES[req.precision]
-        gathered = req.shape.layer_params() * w
-        moved["weights"] = max(0.0, breakdown["weights"] - gathered)
-        breakdown["weights"] -= moved["weights"]
+        # the rank's shard goes to host memory; the layer being gathered (zero3_gathered_layer) stays
+        moved["weights"] = breakdown["weights"]
+        breakdown["weights"] = 0.0
         notes.append("ZeRO-3 parameter offload: weights in host memory except the layer being gathered")
     return _rebuilt(est, req, breakdown, notes), moved
 

@@ -299,7 +299,9 @@ def estimate_row(row: dict) -> float:
                   gen_len=GEN_LEN, lm_head="fused")  # the trace runs tunebench's (TRL's) fused head
     est = estimate(req)
     b = est.breakdown
-    return (est.peak_bytes - b.get("cuda_context", 0.0) - b.get("allocator_overhead", 0.0)) / 2**30
+    # the trace counts tensors, not the CUDA context, the allocator, or ZeRO-3's gathered layer and buckets
+    outside = ("cuda_context", "allocator_overhead", "zero3_gathered_layer")
+    return (est.peak_bytes - sum(b.get(k, 0.0) for k in outside)) / 2**30
 
 
 def score(path: Path = RESULTS, plot: Path | None = PLOT) -> dict:

@@ -305,7 +305,8 @@ def _zero(req: TraceRequest, notes: list[str]) -> tuple[dict[str, float], float]
         share |= {"weights": 1 / g, "trainable": 1 / g, "extra_models": 1 / g}
     notes.append(f"ZeRO-{req.zero_stage} over {g} ranks counted on one rank: optimizer states"
                  + (", gradients (once each is reduce-scattered)" if req.zero_stage >= 2 else "")
-                 + (", weights (the gathered layer and communication buckets are not in the trace)"
+                 + (", weights (buffers stay whole; the gathered layer and communication buckets are not"
+                    " in the trace)"
                     if req.zero_stage >= 3 else ""))
     return share, (1 / g if req.zero_stage >= 2 else 1.0)
 
@@ -426,12 +427,16 @@ def trace_peak(req: TraceRequest) -> Trace:
         model.train()
         notes += lycoris_without_coin_flip(model)
         with live:
-            frozen = [p for p in model.parameters() if not p.requires_grad] + list(model.buffers()) + quant_state
+            frozen = [p for p in model.parameters() if not p.requires_grad] + quant_state
             params = [p for p in model.parameters() if p.requires_grad]
             live.register(frozen, "weights")
+            # buffers (BOFT's permutations, VeRA's projections, rotary tables) stay whole on every rank:
+            # ZeRO-3 and FSDP shard parameters only
+            live.register(model.buffers(), "buffers")
             live.register(params, "trainable")
             for m, q in extras.values():
-                live.register([*m.parameters(), *m.buffers(), *q], "extra_models")
+                live.register([*m.parameters(), *q], "extra_models")
+                live.register(m.buffers(), "extra_buffers")
             if value_head is not None:
                 params += list(value_head.parameters())
                 live.register(value_head.parameters(), "trainable")
@@ -464,6 +469,7 @@ def trace_peak(req: TraceRequest) -> Trace:
                 h.remove()
     breakdown = dict.fromkeys(CATEGORIES, 0)
     rename = {"forward": "activations", "setup": "activations", "extra_forward": "extra_activations",
+              "buffers": "weights", "extra_buffers": "extra_models",
               "generation": "kv_cache", "backward": "backward_temp", "optimizer": "optimizer_temp"}
     for sid, (n, tag) in live.peak_storages().items():
         cat = "grads" if sid in grad_ids else "optimizer" if sid in opt_ids else rename.get(tag, tag)

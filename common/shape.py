@@ -88,6 +88,18 @@ class Shape:
         per += sum(i * o for k, (i, o) in mods.items() if k not in ("q_proj", "k_proj", "v_proj", "o_proj")) * self.experts
         return self.layers * per
 
+    def expert_params(self) -> int:
+        """Parameters of an MoE's experts: fused 3-D tensors in transformers 5 (MixtralExperts.gate_up_proj),
+        not Linear modules, so bitsandbytes leaves them unquantized and peft's target_modules miss them."""
+        if self.experts == 1:
+            return 0
+        mlp = sum(i * o for k, (i, o) in self.linears().items() if k not in ("q_proj", "k_proj", "v_proj", "o_proj"))
+        return self.layers * mlp * self.experts
+
+    def quantizable_params(self) -> int:
+        """Parameters in the blocks' Linear modules: what bitsandbytes' 4/8-bit layers store."""
+        return self.linear_params() - self.expert_params()
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["params"] = self.params()

@@ -37,7 +37,7 @@ def bottleneck_memory(n_sites: int) -> ParamMemory:
         d, m = shape.hidden, bottleneck_size(shape.hidden, cfg)
         return shape.layers * n_sites * (2 * d * m + d + m)
 
-    def per_token(shape: Shape, cfg: AdapterSettings, e: int, ab: int) -> float:
+    def per_token(shape: Shape, cfg: AdapterSettings, e: int, ab: int, xb: int) -> float:
         # Each adapter keeps its input (for down's weight gradient) and its m-wide hidden twice
         # (before and after the activation, the latter for up's weight gradient).
         return n_sites * (e * shape.hidden + 2 * e * bottleneck_size(shape.hidden, cfg))

@@ -59,21 +59,22 @@ def lora_trainable(shape: Shape, cfg: LoraSettings) -> int:
     return shape.layers * sum(cfg.r * (i + o) * k for i, o, k in targets(shape, cfg))
 
 
-def lora_per_token(shape: Shape, cfg: LoraSettings, e: int, ab: int) -> float:
+def lora_per_token(shape: Shape, cfg: LoraSettings, e: int, ab: int, xb: int) -> float:
     """Each adapter keeps its own (upcast) copy of its input and its rank-r hidden."""
     routed = shape.experts_per_token
     return sum((ab * i + ab * cfg.r) * (routed if k > 1 else 1) for i, _, k in targets(shape, cfg))
 
 
-def input_per_token(shape: Shape, cfg: TargetSettings, e: int, ab: int) -> float:
+def input_per_token(shape: Shape, cfg: TargetSettings, e: int, ab: int, xb: int) -> float:
     """Each adapted projection keeps its (upcast) input for the adapter's gradient (OFT, BOFT, HRA)."""
     routed = shape.experts_per_token
     return sum(ab * i * (routed if k > 1 else 1) for i, _, k in targets(shape, cfg))
 
 
-def weight_delta_bytes(shape: Shape, cfg: TargetSettings, ab: int) -> float:
+def weight_delta_bytes(shape: Shape, cfg: TargetSettings, ab: int, xb: int = 0) -> float:
     """A weight-sized delta per projection, built in fp32 from the adapter's factors each forward; the
-    matmul keeps it in the dtype it runs in (under autocast a bf16 copy, the fp32 original is freed)."""
+    matmul keeps it in the dtype it runs in (under autocast a bf16 copy, the fp32 original is freed).
+    A ``layer_fixed``: the input's dtype (``xb``) does not enter."""
     return sum(ab * i * o * k for i, o, k in targets(shape, cfg))
 
 

@@ -51,7 +51,7 @@ def trainable(shape: Shape, cfg: AdaLoraSettings) -> int:
     return shape.layers * sum((cfg.init_r * (i + o) + cfg.init_r) * k for i, o, k in targets(shape, cfg))
 
 
-def per_token(shape: Shape, cfg: AdaLoraSettings, e: int, ab: int) -> float:
+def per_token(shape: Shape, cfg: AdaLoraSettings, e: int, ab: int, xb: int) -> float:
     """Like LoRA at rank init_r: the adapter's own input copy and its rank-wide hidden."""
     routed = shape.experts_per_token
     return sum((ab * i + ab * cfg.init_r) * (routed if k > 1 else 1) for i, _, k in targets(shape, cfg))

@@ -11,7 +11,7 @@ block-diagonal OFT with block size ``block_size`` and a trained scale.
 from pydantic import Field
 
 from common.shape import Shape
-from methods._peft import TargetSettings, input_per_token, peft_method, targets, weight_delta_bytes
+from methods._peft import TargetSettings, input_per_token, peft_method, targeted, targets
 from methods.card import ParamCard, ParamMemory
 
 
@@ -28,27 +28,52 @@ def build(cfg: BOFTSettings):
                       boft_dropout=cfg.dropout, target_modules=list(cfg.target_modules))
 
 
+# peft builds the butterfly product only with its JIT-compiled CUDA extension (nvcc + ninja at run
+# time); without it (every CPU run, and GPU installs without a CUDA toolkit) it sets the factor to 1.
+# The memory model follows the fallback, which the tracer runs (bench/trace.py).
+FACTORS = 1
+# Modules fed from the residual stream through a norm: their input is fp32 with fp32 master weights.
+NORM_FED = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
+
+
 def trainable(shape: Shape, cfg: "BOFTSettings") -> int:
-    """butterfly_factor × (in/b) full b×b generator blocks plus a per-output scale, per projection.
-
-    That is what peft builds with its CUDA extension; without it (every CPU run) peft uses one
-    factor, i.e. the count with ``butterfly_factor=1``.
-    """
-    return shape.layers * sum((cfg.butterfly_factor * i * cfg.block_size + o) * k for i, o, k in targets(shape, cfg))
+    """FACTORS × (in/b) b×b generator blocks plus a per-output scale, per projection."""
+    return shape.layers * sum((FACTORS * i * cfg.block_size + o) * k for i, o, k in targets(shape, cfg))
 
 
-def layer_fixed(shape: Shape, cfg: "BOFTSettings", ab: int) -> float:
-    """The weight-sized rotated weight, plus the fp32 butterfly permutations (factors × in × in) autograd keeps."""
-    perms = sum(4 * cfg.butterfly_factor * i * i * k for i, _, k in targets(shape, cfg))
-    return weight_delta_bytes(shape, cfg, ab) + perms
+def per_token(shape: Shape, cfg: "BOFTSettings", e: int, ab: int, xb: int) -> float:
+    """The input, kept for the rotation's gradient, and the base layer's output, kept for the scale's."""
+    return input_per_token(shape, cfg, e, ab, xb) + sum(e * o * k for _, o, k in targets(shape, cfg))
+
+
+def layer_fixed(shape: Shape, cfg: "BOFTSettings", ab: int, xb: int) -> float:
+    """Per projection peft (BOFT Linear.forward) builds an in×in rotation from the block-diagonal
+    generators and the permutation P (``bmm(P, bmm(BD, Pᵀ))``, then ``@ eye``) and rotates the input
+    with it. Kept for the backward, in in×in units: on a compute-dtype input P's cast, the eye and the
+    rotation (3 × 2 bytes); on an fp32 input under autocast the bf16 casts of P (twice: bmm does not
+    cache buffer casts), the eye and the rotation (4 × 2); in plain fp32 the eye and the rotation
+    (2 × 4). ``xb`` is the residual stream's bytes (4 with fp32 master weights), which the norm-fed
+    projections see; the others take the compute dtype. Read off the tracer on SmolLM2-135M."""
+    def per_in2(name: str) -> int:
+        x = xb if name in NORM_FED else ab
+        return 8 if x == 4 else 3 * x
+
+    mods = shape.linears()
+    return sum(per_in2(m) * mods[m][0] ** 2 for m in targeted(shape, cfg))
+
+
+def frozen_extra(shape: Shape, cfg: "BOFTSettings") -> float:
+    """peft's ``boft_P`` buffer, fp32 (factors, in, in) per projection: frozen, outside the optimizer, and
+    whole on every rank at ZeRO-3 (DeepSpeed and FSDP shard parameters, not buffers)."""
+    return shape.layers * sum(4 * FACTORS * i * i * k for i, _, k in targets(shape, cfg))
 
 
 CARD = ParamCard(
     name="boft", family="reparameterized", label="BOFT", peft=True,
     trains="butterfly-factored orthogonal rotations + scale on all projections",
-    description="BOFT: butterfly orthogonal rotations (block 4, 2 factors; 1 factor on CPU); merges into the base",
+    description="BOFT: butterfly orthogonal rotations (block 4, 2 factors; 1 without peft's CUDA extension); merges into the base",
     settings=BOFTSettings,
-    memory=ParamMemory(trainable=trainable, per_token=input_per_token, layer_fixed=layer_fixed,
-                       outputs_input_dtype=True),
+    memory=ParamMemory(trainable=trainable, per_token=per_token, layer_fixed=layer_fixed,
+                       frozen_extra=frozen_extra, outputs_input_dtype=True),
 )
 peft_method(CARD, build)

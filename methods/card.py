@@ -72,12 +72,15 @@ class ParamMemory:
         they have the base dtype.
     base: how the frozen base is stored: dense (the run's dtype), nf4 or int8.
     kept_layers(shape, cfg): layers whose activations autograd keeps (None = all of them).
-    per_token(shape, cfg, e, ab): extra bytes per token per layer autograd keeps for the method's
+    per_token(shape, cfg, e, ab, xb): extra bytes per token per layer autograd keeps for the method's
         own tensors, beyond what a frozen layer keeps; ``e`` the compute dtype's bytes, ``ab`` the
-        bytes of an adapter's kept input (4 when adapters run in fp32, else e).
-    layer_fixed(shape, cfg, ab): token-independent bytes kept per layer (weight-sized deltas), ``ab`` the
-        bytes of the dtype the adapter's matmul runs in (autocast keeps a compute-dtype copy of an fp32 delta).
-    frozen_extra(shape, cfg): bytes of frozen tensors the method adds (VeRA's shared projections).
+        bytes of an adapter's kept input (4 when adapters run in fp32, else e), ``xb`` the residual
+        stream's (4 with fp32 master weights or on a quantized base, else e).
+    layer_fixed(shape, cfg, ab, xb): token-independent bytes kept per layer (weight-sized deltas, BOFT's
+        rotations), ``ab`` the bytes of the dtype the adapter's matmul runs in (autocast keeps a
+        compute-dtype copy of an fp32 delta), ``xb`` the residual stream's (4 with fp32 master weights).
+    frozen_extra(shape, cfg): bytes of frozen buffers the method adds (VeRA's shared projections, BOFT's
+        permutations); ZeRO-3 and FSDP shard parameters, not buffers, so every rank holds them whole.
     extra_tokens(cfg): tokens added to every sequence (prompt tuning's virtual tokens).
     extra_attended(cfg): key/value positions attended but not computed (prefix tuning).
     trains_base_linears: the base's linear weights train (weight-gradient FLOPs in the backward; the
@@ -97,7 +100,7 @@ class ParamMemory:
     base: str = "dense"
     kept_layers: Callable[[Shape, BaseModel], int] | None = None
     per_token: Callable[[Shape, BaseModel, int, int], float] = _zero
-    layer_fixed: Callable[[Shape, BaseModel, int], float] = _zero
+    layer_fixed: Callable[[Shape, BaseModel, int, int], float] = _zero
     frozen_extra: Callable[[Shape, BaseModel], float] = _zero
     extra_tokens: Callable[[BaseModel], int] = lambda cfg: 0
     extra_attended: Callable[[BaseModel], int] = lambda cfg: 0

@@ -35,10 +35,10 @@ def kept_layers(shape: Shape, cfg: FreezeSettings) -> int:
     return shape.layers if cfg.train_head and shape.tied else cfg.layers
 
 
-def per_token(shape: Shape, cfg: FreezeSettings, e: int, ab: int) -> float:
+def per_token(shape: Shape, cfg: FreezeSettings, e: int, ab: int, xb: int) -> float:
     """The trained layers keep what full fine-tuning keeps (full.per_token), spread over the kept layers
     (the frozen ones below a trained tied embedding keep only what every layer keeps)."""
-    return full_per_token(shape, cfg, e, ab) * cfg.layers / kept_layers(shape, cfg)
+    return full_per_token(shape, cfg, e, ab, xb) * cfg.layers / kept_layers(shape, cfg)
 
 
 CARD = ParamCard(

@@ -23,7 +23,7 @@ def trainable(shape: Shape, cfg: FullSettings) -> int:
     return shape.params()
 
 
-def per_token(shape: Shape, cfg: FullSettings, e: int, ab: int) -> float:
+def per_token(shape: Shape, cfg: FullSettings, e: int, ab: int, xb: int) -> float:
     """Every linear keeps its input (q/k/v share one, gate/up share one) and both norms their weighted input."""
     return e * (shape.hidden + shape.q_dim + shape.hidden + shape.intermediate * shape.experts_per_token) \
         + 2 * e * shape.hidden

@@ -37,11 +37,11 @@ def trainable(shape: Shape, cfg: HRASettings) -> int:
     return shape.layers * sum(cfg.r * i * k for i, _, k in targets(shape, cfg))
 
 
-def layer_fixed(shape: Shape, cfg: HRASettings, ab: int) -> float:
+def layer_fixed(shape: Shape, cfg: HRASettings, ab: int, xb: int) -> float:
     """Per projection the forward (peft HRALinear) builds the reflection product step by step from an
     in×in identity: each of the r ``weight @ u`` matmuls and the final ``eye @ product`` keep their
     in×in left operand in the dtype the matmul runs in (``ab``; autocast's cast) for the backward, and
-    the rotated weight (out×in) is kept by the linear that applies it."""
+    the rotated weight (out×in) is kept by the linear that applies it (``xb`` does not enter)."""
     return sum(ab * ((cfg.r + 1) * i * i + i * o) * k for i, o, k in targets(shape, cfg))
 
 

@@ -30,14 +30,17 @@ def trainable(shape: Shape, cfg: IA3Settings) -> int:
     return shape.layers * sum((i if m in cfg.feedforward_modules else o) * k for m, (i, o, k) in sizes)
 
 
-def per_token(shape: Shape, cfg: IA3Settings, e: int, ab: int) -> float:
-    """The scaled k/v outputs and the fp32 feed-forward input the vectors multiply."""
-    return e * 2 * shape.kv_dim + 4 * shape.intermediate * shape.experts_per_token
+def per_token(shape: Shape, cfg: IA3Settings, e: int, ab: int, xb: int) -> float:
+    """Each scaled output (k, v), kept in the compute dtype, and each feed-forward module's input, upcast to
+    the vector's fp32 before it is scaled. An MoE's experts are no Linear modules: peft adapts no down_proj."""
+    sizes = zip(targeted(shape, cfg), targets(shape, cfg))
+    return sum((4 * i if m in cfg.feedforward_modules else e * o) * k for m, (i, o, k) in sizes)
 
 
 CARD = ParamCard(
     name="ia3", family="additive", label="IA3", trains="scaling vectors on k, v and the MLP activation", peft=True,
     description="(IA)^3: element-wise rescaling of keys, values and FFN activations; merges into the base",
-    settings=IA3Settings, memory=ParamMemory(trainable=trainable, per_token=per_token, outputs_input_dtype=True),
+    # peft casts the scaled output back to the base layer's dtype (autocast's), so no outputs_input_dtype
+    settings=IA3Settings, memory=ParamMemory(trainable=trainable, per_token=per_token),
 )
 peft_method(CARD, build)

@@ -37,6 +37,6 @@ CARD = ParamCard(
     name="ln_tuning", family="selective", label="LN tuning", trains="normalization-layer weights only", peft=True,
     description="LayerNorm/RMSNorm tuning (peft LNTuning); merges into the base",
     settings=LNTuningSettings,
-    memory=ParamMemory(trainable=trainable, in_base=True, per_token=lambda shape, cfg, e, ab: 2 * e * shape.hidden),
+    memory=ParamMemory(trainable=trainable, in_base=True, per_token=lambda shape, cfg, e, ab, xb: 2 * e * shape.hidden),
 )
 peft_method(CARD, build)

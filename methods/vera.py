@@ -32,7 +32,7 @@ def trainable(shape: Shape, cfg: VeraSettings) -> int:
     return shape.layers * sum((cfg.r + o) * k for _, o, k in targets(shape, cfg))
 
 
-def per_token(shape: Shape, cfg: VeraSettings, e: int, ab: int) -> float:
+def per_token(shape: Shape, cfg: VeraSettings, e: int, ab: int, xb: int) -> float:
     """The projections are frozen, so no input is kept: only what the two vectors multiply (rank-r hidden, output)."""
     routed = shape.experts_per_token
     return sum(ab * (cfg.r + o) * (routed if k > 1 else 1) for _, o, k in targets(shape, cfg))

@@ -155,6 +155,27 @@ def test_zero3_counts_autocast_weight_copies_as_sharded_weights():
     assert sum(m3.breakdown.values()) == m3.peak_bytes
 
 
+def test_zero3_keeps_buffers_whole():
+    """ZeRO-3 / FSDP shard parameters, not buffers: BOFT's fp32 permutation buffers (the card's
+    frozen_extra, what the estimator counts) stay whole on every rank while the base weights shrink."""
+    from common.shape import shape_from_hf_config
+    from methods.boft import CARD, BOFTSettings
+
+    cfg = model_config("tiny-llama")
+    s = shape_from_hf_config({**cfg}, "tiny-llama")
+    buffers = CARD.memory.frozen_extra(s, BOFTSettings())
+
+    def tr(stage):
+        return trace_peak(TraceRequest(config=cfg, method="boft", objective="sft", seq_len=32, micro_batch=2,
+                                       precision="bf16", zero_stage=stage, num_gpus=4))
+
+    z0, z3 = tr(0), tr(3)
+    frozen = z0.breakdown["weights"] - buffers  # the base's parameters (and rotary tables, a few hundred bytes)
+    assert buffers > 0.1 * frozen
+    assert z3.breakdown["weights"] == pytest.approx(frozen / 4 + buffers, rel=0.01)
+    assert any("buffers stay whole" in n for n in z3.notes)
+
+
 def test_qlora_storage_matches_the_estimators_nf4_bytes():
     """The estimator's NF4 storage (advisor/estimator.py NF4_STORED) is what bnb's layers hold."""
     from advisor.estimator import NF4_STORED

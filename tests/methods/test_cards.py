@@ -157,7 +157,7 @@ def test_card_is_consistent(name):
     assert card.memory.in_base == (card.family in ("full", "selective"))
     assert (card.memory.base != "dense") == (card.family == "quantized") == ("bitsandbytes" in card.requires)
     s = catalog_shape("qwen-7b")  # has bias terms
-    assert card.trainable_params(s) > 0 and card.memory.per_token(s, cfg, 2, 4) >= 0
+    assert card.trainable_params(s) > 0 and card.memory.per_token(s, cfg, 2, 4, 4) >= 0
 
 
 def test_labels_are_unique():
