@@ -270,8 +270,9 @@ def _mlp_bytes(req: Request, card: ParamCard, e: int) -> int:
     """Bytes per element of the MLP's activations: the model's dtype where gate/up return it (the card's
     outputs_input_dtype), else autocast's. bnb's 4-bit layers run outside autocast and cast their output back
     to their input's dtype: fp32, the residual stream prepare_model_for_kbit_training upcasts (the tracer's
-    bf16 QLoRA rows without checkpointing hold 19-29% more than autocast's dtype would). An MoE's experts run through ``_grouped_mm``, which autocast leaves in the weights' dtype: fp32 with
-    fp32 master weights or beside a quantized base (prepare_model_for_kbit_training upcasts them)."""
+    bf16 QLoRA rows without checkpointing hold 19-29% more than autocast's dtype would). An MoE's experts
+    run through ``_grouped_mm``, which autocast leaves in the weights' dtype: fp32 with fp32 master
+    weights or beside a quantized base (prepare_model_for_kbit_training upcasts them)."""
     if req.shape.experts > 1 and (req.master_weights or card.memory.base != "dense"):
         return 4
     if card.memory.outputs_input_dtype:
@@ -394,7 +395,6 @@ def _policy_parts(st: _Stage) -> dict[str, float]:
     logits, logits_kept = _logits(st)
     return {
         "weights": _stored_weights(st),
-        # frozen tensors the method adds count here too (VeRA's shared projections)
         "adapter": 0.0 if st.in_base else st.n_train * st.p_bytes,
         "buffers": mem.frozen_extra(s, st.cfg),  # frozen tensors the method adds (VeRA, BOFT): never sharded
         "optimizer": st.n_train * (2 * st.p_bytes if state is None else state),

@@ -32,7 +32,8 @@ def train_flops_per_token(req: Request, par: ParamCard, obj: ObjectiveCard, n_tr
     s = req.shape
     active = s.params() - s.embedding_params() if not s.tied else s.params()
     if s.experts > 1:
-        active = s.params() - s.linear_params() + s.linear_params() * (s.experts_per_token / s.experts)
+        # a token runs through experts_per_token of the experts, and through all of the attention
+        active = s.params() - s.expert_params() + s.expert_params() * (s.experts_per_token / s.experts)
     fwd = 2 * active + 2 * s.layers * req.seq_len * s.q_dim  # causal attention scores + weighted sum
     # Weight gradients cost another forward for the base weights that train (all of them for
     # full FT, the last layers + head for freeze); adapters' own weight gradients are negligible.

@@ -82,7 +82,7 @@ class Shape:
         return self.embedding_params() + head + self.layers * self.layer_params() + self.hidden
 
     def linear_params(self) -> int:
-        """Parameters inside the blocks' linear layers (what 4/8-bit quantization stores)."""
+        """Parameters inside the blocks' linear maps: Linear modules and an MoE's fused experts."""
         mods = self.linears()
         per = sum(i * o for k, (i, o) in mods.items() if k in ("q_proj", "k_proj", "v_proj", "o_proj"))
         per += sum(i * o for k, (i, o) in mods.items() if k not in ("q_proj", "k_proj", "v_proj", "o_proj")) * self.experts
