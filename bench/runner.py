@@ -21,10 +21,13 @@ Run ids are ``<config hash[:16]>-<random 8>`` (stages append ``-<stage index>``)
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import statistics
 import sys
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,6 +198,25 @@ class Runner:
                        error.splitlines()[0][:200] if error and error.strip() else None)
 
 
+@contextlib.contextmanager
+def sigterm_cancels():
+    """A SIGTERM (kill, a scheduler's stop) cancels the matrix as Ctrl-C does: the running child records
+    'cancelled' and is reaped. Python's default SIGTERM ends the runner at once, and the child, in its own
+    process group, trained on and wrote its record beside whatever ran next."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_matrix(runs: list[Run], db: Path, out_root: Path, *, resume: bool = False, timeout_s: float | None = None,
                memory_limit_gb: float | None = None, fork: bool = True, keep_outputs: bool = True,
                quiet: bool = False, on_damaged: OnDamaged | None = None) -> list[Outcome]:
@@ -217,7 +239,7 @@ def run_matrix(runs: list[Run], db: Path, out_root: Path, *, resume: bool = Fals
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True, disable=quiet)
     try:
-        with bar:
+        with sigterm_cancels(), bar:
             overall = bar.add_task("matrix", total=len(todo), info="")
             current = bar.add_task("run", total=1, info="")
             for n, run in enumerate(todo, 1):

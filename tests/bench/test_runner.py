@@ -117,6 +117,26 @@ def test_timeout_kill_leaves_no_partial_file_and_records_timeout(tmp_path, tiny_
     assert rec["stage"] == "sft:full" and "timed out" in rec["error"] and rec["hardware"]
 
 
+def test_sigterm_cancels_the_running_child(tmp_path, tiny_llama):
+    """kill <runner> (SIGTERM) ends the matrix like Ctrl-C: the child records 'cancelled' and is gone, instead of
+    training on and recording beside the next matrix."""
+    import subprocess
+    import sys
+
+    path = write_matrix(tmp_path / "m.yaml", [{"stack": "sft:lora", "hp": {**HP, "max_steps": 100000}}])
+    db, out = tmp_path / "db", tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "advisor.cli", "bench", "run", "--matrix", str(path), "--db", str(db),
+                             "--out", str(out), "--no-fork"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline and not any('"step"' in p.read_text() for p in out.glob("*.events")):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(120) == 130, proc.stderr.read().decode()[-2000:]
+    left = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
+    assert not left, left  # the child (its argv names the out folder) was reaped
+    assert read_runs(db)["status"].to_list() == ["cancelled"]
+
+
 def test_crash_without_record_is_an_error_record(tmp_path, tiny_llama):
     # A missing model makes the child exit 2 before it trains: the runner records why.
     path = write_matrix(tmp_path / "m.yaml", [{"stack": "sft:lora", "model": "no-such-model"}])
