@@ -78,7 +78,7 @@ class ParamMemory:
         stream's (4 with fp32 master weights or on a quantized base, else e).
     layer_fixed(shape, cfg, ab, xb): token-independent bytes kept per layer (weight-sized deltas, BOFT's
         rotations), ``ab`` the bytes of the dtype the adapter's matmul runs in (autocast keeps a
-        compute-dtype copy of an fp32 delta), ``xb`` the residual stream's (4 with fp32 master weights).
+        compute-dtype copy of an fp32 delta), ``xb`` the residual stream's bytes, as in per_token.
     frozen_extra(shape, cfg): bytes of frozen buffers the method adds (VeRA's shared projections, BOFT's
         permutations); ZeRO-3 and FSDP shard parameters, not buffers, so every rank holds them whole.
     extra_tokens(cfg): tokens added to every sequence (prompt tuning's virtual tokens).
