@@ -67,10 +67,18 @@ class Shape:
             return linear
         return linear + 2 * self.hidden  # + layer-norm biases
 
+    def _attn_mlp(self) -> tuple[int, int]:
+        """Per-layer weights of the attention projections and of one MLP (one expert in an MoE)."""
+        attn = mlp = 0
+        for k, (i, o) in self.linears().items():
+            if k in ("q_proj", "k_proj", "v_proj", "o_proj"):
+                attn += i * o
+            else:
+                mlp += i * o
+        return attn, mlp
+
     def layer_params(self) -> int:
-        mods = self.linears()
-        attn = sum(i * o for k, (i, o) in mods.items() if k in ("q_proj", "k_proj", "v_proj", "o_proj"))
-        mlp = sum(i * o for k, (i, o) in mods.items() if k not in ("q_proj", "k_proj", "v_proj", "o_proj"))
+        attn, mlp = self._attn_mlp()
         router = self.hidden * self.experts if self.experts > 1 else 0
         return attn + mlp * self.experts + router + 2 * self.hidden + self.bias_params()
 
@@ -83,18 +91,13 @@ class Shape:
 
     def linear_params(self) -> int:
         """Parameters inside the blocks' linear maps: Linear modules and an MoE's fused experts."""
-        mods = self.linears()
-        per = sum(i * o for k, (i, o) in mods.items() if k in ("q_proj", "k_proj", "v_proj", "o_proj"))
-        per += sum(i * o for k, (i, o) in mods.items() if k not in ("q_proj", "k_proj", "v_proj", "o_proj")) * self.experts
-        return self.layers * per
+        attn, mlp = self._attn_mlp()
+        return self.layers * (attn + mlp * self.experts)
 
     def expert_params(self) -> int:
         """Parameters of an MoE's experts: fused 3-D tensors in transformers 5 (MixtralExperts.gate_up_proj),
         not Linear modules, so bitsandbytes leaves them unquantized and peft's target_modules miss them."""
-        if self.experts == 1:
-            return 0
-        mlp = sum(i * o for k, (i, o) in self.linears().items() if k not in ("q_proj", "k_proj", "v_proj", "o_proj"))
-        return self.layers * mlp * self.experts
+        return 0 if self.experts == 1 else self.layers * self._attn_mlp()[1] * self.experts
 
     def quantizable_params(self) -> int:
         """Parameters in the blocks' Linear modules: what bitsandbytes' 4/8-bit layers store."""

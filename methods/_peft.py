@@ -71,7 +71,7 @@ def input_per_token(shape: Shape, cfg: TargetSettings, e: int, ab: int, xb: int)
     return sum(ab * i * (routed if k > 1 else 1) for i, _, k in targets(shape, cfg))
 
 
-def weight_delta_bytes(shape: Shape, cfg: TargetSettings, ab: int, xb: int = 0) -> float:
+def weight_delta_bytes(shape: Shape, cfg: TargetSettings, ab: int, xb: int) -> float:
     """A weight-sized delta per projection, built in fp32 from the adapter's factors each forward; the
     matmul keeps it in the dtype it runs in (under autocast a bf16 copy, the fp32 original is freed).
     A ``layer_fixed``: the input's dtype (``xb``) does not enter."""

@@ -36,11 +36,10 @@ def per_token(shape: Shape, cfg: LoHaSettings, e: int, ab: int, xb: int) -> floa
     SmolLM2-135M: 8 x hidden bytes per token and layer below one copy each)."""
     if xb != ab:
         return lora_per_token(shape, cfg, e, ab, xb)
-    mods, used = shape.linears(), set(targeted(shape, cfg))
-    routed = shape.experts_per_token if shape.experts > 1 else 1
-    groups = [(("q_proj", "k_proj", "v_proj"), shape.hidden, 1), (("gate_proj", "up_proj"), shape.hidden, routed),
-              (("down_proj",), mods["down_proj"][0], routed)]
-    return sum(ab * (size + cfg.r) * k for names, size, k in groups if used & set(names))
+    used = set(targeted(shape, cfg))  # an MoE's MLP names match nothing (its experts are no Linear modules)
+    groups = [({"q_proj", "k_proj", "v_proj"}, shape.hidden), ({"gate_proj", "up_proj"}, shape.hidden),
+              ({"down_proj"}, shape.linears()["down_proj"][0])]
+    return sum(ab * (size + cfg.r) for names, size in groups if used & names)
 
 
 CARD = ParamCard(
