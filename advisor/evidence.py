@@ -11,7 +11,8 @@ any other hardware; our measurements before published ones within a tier, then t
 runs. For each (objective, method) the evidence holds the quality delta
 (metric after minus before; published files give only the after figure) with its interval over
 runs, and a rank in [0, 1]: the share of the same task's runs (same tier, same hardware) with a
-lower quality per cost (metric gain per log wall-second), which the ranking mixes with its prior.
+lower quality per cost (metric gain per log wall-second; for a loss such as eval_loss the gain is
+its fall), which the ranking mixes with its prior.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ class Evidence:
 
     def text(self) -> str:
         fig = self.delta if self.delta is not None else self.after
-        what = "quality change" if self.delta is not None else self.metric or "metric"
+        what = f"{self.metric or 'metric'} change" if self.delta is not None else self.metric or "metric"
         val = "" if fig is None else f"{what} {fig.text(lambda v: f'{v:+.3f}' if self.delta is not None else f'{v:.3f}')}"
         label = "published" if self.origin == "published" else "measured"
         runs = "" if fig is not None and fig.n > 1 else " (1 run)"
@@ -102,6 +103,7 @@ def lookup(frames: list[tuple[str, object]], goal: str, gpu: Gpu) -> dict[tuple[
     import polars as pl
 
     from reports.stats import Stat
+    from reports.table import learning_rate, lower_is_better
 
     keys = GOAL_TASKS[goal]
     rows: list[dict] = []
@@ -113,10 +115,13 @@ def lookup(frames: list[tuple[str, object]], goal: str, gpu: Gpu) -> dict[tuple[
             continue
         sub = df.filter(pl.col("task").is_in(pl.Series(close, dtype=pl.String).implode()))
         for r in sub.select("run_id", "objective", "method", "task", "hardware", "device_name", "origin", "metric_name",
-                            "metric_before", "metric_after", "wall_time_s").iter_rows(named=True):
+                            "metric_before", "metric_after", "wall_time_s", "hyperparams").iter_rows(named=True):
             r["source"], r["tier"] = src, _tier(r["hardware"], r["device_name"], gpu)
+            r["lr"] = learning_rate(r["hyperparams"])
             r["origin"] = r["origin"] or "measured"
             gain = r["metric_after"] - (r["metric_before"] or 0.0)
+            if lower_is_better(r["metric_name"]):  # a loss that fell is the gain (eval_loss: the quality DB's)
+                gain = -gain
             r["value"] = gain / math.log1p(max(r["wall_time_s"] or 1.0, 1.0))
             rows.append(r)
     # Rank within (task, hardware, source): the share of that group's runs with a lower value. A source
@@ -132,9 +137,9 @@ def lookup(frames: list[tuple[str, object]], goal: str, gpu: Gpu) -> dict[tuple[
     order = {t: i for i, t in enumerate(TIERS)}
     by_key: dict[tuple, list[dict]] = {}
     for r in rows:
-        by_key.setdefault((r["objective"], r["method"], r["tier"], r["origin"], r["hardware"], r["task"], r["source"]),
-                          []).append(r)
-    for (obj, method, tier, origin, hw, task, _), runs in by_key.items():
+        by_key.setdefault((r["objective"], r["method"], r["tier"], r["origin"], r["hardware"], r["task"], r["source"],
+                           r["lr"]), []).append(r)
+    for (obj, method, tier, origin, hw, task, _, _), runs in by_key.items():
         published = origin == "published"
         ev = Evidence(obj, method, origin, hw or "unknown hardware", tier, task,
                       rank=sum(r["rank"] for r in runs) / len(runs),
@@ -142,8 +147,10 @@ def lookup(frames: list[tuple[str, object]], goal: str, gpu: Gpu) -> dict[tuple[
                       after=Stat.of([r["metric_after"] for r in runs]), metric=runs[0]["metric_name"] or "",
                       run_ids=[r["run_id"] for r in runs], source=runs[0]["source"])
         old = best.get((obj, method))
-        # Closest tier first, then ours before published, then more runs.
-        if old is None or (order[tier], published, -len(runs)) < (order[old.tier], old.origin == "published", -len(old.run_ids)):
+        # Closest tier first, then ours before published, then more runs, then (one method run at several
+        # learning rates, never pooled) the learning rate with the better quality per cost.
+        if old is None or ((order[tier], published, -len(runs), -ev.rank)
+                           < (order[old.tier], old.origin == "published", -len(old.run_ids), -old.rank)):
             best[(obj, method)] = ev
     return best
 

@@ -209,3 +209,20 @@ def test_calibration_without_gpu_runs_is_a_user_error(tmp_path):
     _run(tmp_path, model="llama-3.2-1b", method="lora", objective="sft", task="smoke")  # no peak measured
     with pytest.raises(UserError, match="no calibration data"):
         calibrate(tmp_path, tmp_path / "c.json")
+
+
+@pytest.mark.parametrize("metric, before, strong, weak", [
+    ("accuracy", 0.1, 0.6, 0.12),     # higher is better: the bigger rise ranks first
+    ("eval_loss", 6.3, 0.7, 6.2),     # lower is better: the bigger fall ranks first (the quality DB's figure)
+])
+def test_evidence_ranks_the_bigger_improvement_first_whichever_way_the_metric_points(tmp_path, metric, before,
+                                                                                       strong, weak):
+    from advisor.evidence import lookup
+    from bench.results import read_runs
+
+    for method, after in (("dora", strong), ("prefix", weak)):
+        _run(tmp_path, task="wiki-topics", objective="sft", method=method, stack=f"sft:{method}",
+             metric_name=metric, metric_before=before, metric_after=after, wall_time_s=100.0)
+    ev = lookup([("db", read_runs(tmp_path))], "classify", gpu("h100"))
+    assert ev[("sft", "dora")].rank == 1.0 and ev[("sft", "prefix")].rank == 0.0
+    assert f"{metric} change" in ev[("sft", "dora")].text()
