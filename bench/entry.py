@@ -53,7 +53,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
                    help="stage hyper-parameter for every stage: learning_rate, batch_size, max_length, grad_accum, "
-                        "grad_ckpt, train_limit, eval_limit, metric_limit, teacher, reward_model, judge")
+                        "grad_ckpt, train_limit, eval_limit, eval_split (test | validation), metric_limit, teacher, reward_model, judge")
     p.add_argument("--cfg", action="append", default=[], metavar="KEY=VALUE",
                    help="objective setting, applied to every stage whose objective has it (e.g. beta=0.2)")
     p.add_argument("--method-cfg", action="append", default=[], metavar="KEY=VALUE",

@@ -142,6 +142,20 @@ def _hash(payload: dict) -> str:
     return config_hash(payload)
 
 
+def split_records(task: str, fmt: str, hp: HyperParams) -> tuple[list[dict], list[dict]]:
+    """A prepared task's training and scoring records. ``eval_split: validation`` scores the last
+    ``eval_limit`` train records and trains on the ones before them (then ``train_limit``)."""
+    if hp.eval_split == "test" or not hp.eval_limit:
+        return (taskdata.load_records(task, "train", fmt, hp.train_limit),
+                taskdata.load_records(task, "test", fmt, hp.eval_limit) if hp.eval_limit else [])
+    records = taskdata.load_records(task, "train", fmt)
+    if len(records) <= hp.eval_limit:
+        raise UserError(f"task {task} has {len(records)} train records: eval_split=validation cannot hold out "
+                        f"eval_limit={hp.eval_limit} of them and still train; lower eval_limit")
+    train, held = records[:-hp.eval_limit], records[-hp.eval_limit:]
+    return (train[:hp.train_limit] if hp.train_limit else train), held
+
+
 @dataclass
 class StagePlan:
     """One stage's inputs, loaded before anything trains."""
@@ -235,12 +249,9 @@ class StackRun:
                                        user_data=True))
                 continue
             task = st.task or self.spec.task
-            plans.append(StagePlan(
-                task=task, hp=hp,
-                train=taskdata.load_records(task, "train", obj.data, hp.train_limit),
-                eval=taskdata.load_records(task, "test", obj.data, hp.eval_limit) if hp.eval_limit else [],
-                checker=taskdata.checker(task) if "checker" in obj.card.needs else None,
-            ))
+            train, held = split_records(task, obj.data, hp)
+            plans.append(StagePlan(task=task, hp=hp, train=train, eval=held,
+                                   checker=taskdata.checker(task) if "checker" in obj.card.needs else None))
         return plans
 
     def check_model_refs(self) -> None:
@@ -374,7 +385,8 @@ class StackRun:
         score = lambda: task_loss(model, tok, s.plan.eval, s.obj.data, hp.max_length)  # noqa: E731
         # Every run of a matrix scores the same untouched base on the same items: cache it for prepared
         # tasks (their checksum is in the key); the user's own data is scored every time.
-        s.before["loss"] = (baseline(s.model_dir, f"task-loss-{variant}-{s.obj.data}-{hp.max_length}", task,
+        held = "" if hp.eval_split == "test" else f"-{hp.eval_split}"
+        s.before["loss"] = (baseline(s.model_dir, f"task-loss-{variant}-{s.obj.data}-{hp.max_length}{held}", task,
                                      hp.eval_limit, score)
                              if not s.plan.user_data and taskdata.manifest(task) else score())
         if hp.metric_limit:

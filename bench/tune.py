@@ -6,7 +6,10 @@
 
 Each Optuna trial is one child training run (``bench/child.py``, an argument list) that records its
 result in the DB like any run (matrix ``tune``); the trial's value is that record's held-out
-``eval_loss`` (``train_loss`` where the objective has no LM loss, e.g. ``rm``). The best LR is
+``eval_loss`` (``train_loss`` where the objective has no LM loss, e.g. ``rm``). Trials score a
+validation set carved from the train split (``eval_split=validation``: the last ``eval_limit`` train
+records, held out of training), never the test split the comparison reports: an LR picked on the
+test loss would flatter the tuned methods. The best LR is
 kept in ``$TUNEBENCH_HOME/tuned.json`` keyed by model/objective/method/task; a matrix that says
 ``learning_rate: tuned`` reads it from there (bench/matrix.py).
 """
@@ -90,7 +93,7 @@ def trial_value(db: Path, run_id: str) -> tuple[float | None, dict | None]:
     return (float(value) if value is not None and math.isfinite(value) else None), rec
 
 
-def open_study(optuna, name: str, storage: str, attempts: int = 5):
+def open_study(optuna, name: str, storage: str, attempts: int = 5, sampler=None):
     """Create or load the shared study. Workers that start together on a new database race to
     create its tables ("table ... already exists", "database is locked"): the losers retry."""
     import random
@@ -98,7 +101,8 @@ def open_study(optuna, name: str, storage: str, attempts: int = 5):
 
     for attempt in range(attempts):
         try:
-            return optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True)
+            return optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True,
+                                       sampler=sampler)
         except Exception as e:  # a bad URL, an unreachable database, or a lost creation race
             text = str(e)
             racing = any(m in text for m in ("already exists", "database is locked", "UNIQUE constraint"))
@@ -107,9 +111,12 @@ def open_study(optuna, name: str, storage: str, attempts: int = 5):
             time.sleep(0.2 + random.random() * (attempt + 1))
 
 
-def tune(method: str, objective: str, task: str, model: str, trials: int, *, storage: str | None = None,
+def tune(method: str, objective: str, task: str, model: str, trials: int | None, *, storage: str | None = None,
          max_steps: int = 20, seed: int = 0, db: Path | None = None, hp: list[str] | None = None,
-         timeout_s: float = 3600, log=print) -> dict:
+         timeout_s: float = 3600, lrs: list[float] | None = None, log=print) -> dict:
+    """Search the learning rate (Optuna's default sampler over a decade either side of the card's
+    default), or with ``lrs`` try exactly those values (a grid: one trial each, ``trials`` defaults to
+    their count) -- with few trials a grid shows the loss-vs-LR curve that random draws may miss."""
     import optuna
 
     from bench.child import ChildRun, log_tail
@@ -117,17 +124,26 @@ def tune(method: str, objective: str, task: str, model: str, trials: int, *, sto
     from bench.stack import validate
     from common.stack import parse_stack
 
+    if lrs and not all(0 < x <= 1 for x in lrs):
+        raise UserError(f"--lr values must be in (0, 1], got {', '.join(f'{x:g}' for x in lrs)}")
+    trials = trials if trials is not None else len(lrs or [])
     if trials < 1:
-        raise UserError(f"--trials must be >= 1, got {trials}")
+        raise UserError(f"--trials must be >= 1, got {trials} (or give --lr values)")
+    if any(x.split("=", 1)[0].strip() == "eval_split" for x in hp or []):
+        raise UserError("bench tune always scores its trials on eval_split=validation (held-out train records); "
+                        "drop --hp eval_split")
     stage = f"{objective}:{method}"
     spec = parse_stack(stage, model, task, seed=seed)
     validate(spec)
     db = Path(db or default_db())
     storage = storage or default_storage()
-    lo, hi = lr_range(method)
-    name = f"lr|{model}|{stage}|{task}|steps{max_steps}|seed{seed}"
+    lo, hi = (min(lrs), max(lrs)) if lrs else lr_range(method)
+    # trials of one study share every setting but the LR (the fixed --hp values are part of its name), and
+    # score held-out train records ("validation": studies from before that scored the test split stay apart)
+    name = f"lr|{model}|{stage}|{task}|steps{max_steps}|seed{seed}|{' '.join(sorted(hp or []))}|validation"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(optuna, name, storage)
+    sampler = optuna.samplers.GridSampler({"learning_rate": sorted(set(lrs))}, seed=seed) if lrs else None
+    study = open_study(optuna, name, storage, sampler=sampler)
     out_root = home() / "runs" / "tune"
     out_root.mkdir(parents=True, exist_ok=True)
 
@@ -135,7 +151,7 @@ def tune(method: str, objective: str, task: str, model: str, trials: int, *, sto
         lr = trial.suggest_float("learning_rate", lo, hi, log=True)
         rid = f"tune-{uuid.uuid4().hex[:12]}"
         args = ["--stack", stage, "--model", model, "--task", task, "--seed", str(seed), "--max-steps", str(max_steps),
-                "--hp", f"learning_rate={lr!r}", *sum((["--hp", x] for x in hp or []), []),
+                "--hp", f"learning_rate={lr!r}", "--hp", "eval_split=validation", *sum((["--hp", x] for x in hp or []), []),
                 "--db", str(db), "--matrix", "tune", "--run-id", rid, "--out", str(out_root / rid), "--quiet"]
         child = ChildRun(args, spec=spec, run_id=rid, db=db, log=out_root / f"{rid}.log", out=out_root / rid,
                          matrix="tune").start()
@@ -157,6 +173,7 @@ def tune(method: str, objective: str, task: str, model: str, trials: int, *, sto
         raise UserError(f"every trial failed for {stage} on {task}; see the error records in {db}")
     best = study.best_trial
     entry = {"learning_rate": best.params["learning_rate"], "value": best.value, "metric": "eval_loss",
+             "scored_on": "validation: the last eval_limit train records, held out of training",
              "trials": len(done), "study": name, "storage": storage, "run_id": best.user_attrs.get("run_id"),
              "max_steps": max_steps, "updated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     save_best(model, objective, method, task, entry)

@@ -55,12 +55,17 @@ def register(sub):
     t = add_command(s, "tune", "Optuna learning-rate search; the best LR is stored for matrices that say lr: tuned",
                     "  tunebench bench tune --method lora --objective sft --task smoke --model tiny-llama --trials 6\n"
                     "  tunebench bench tune --method dora --objective dpo --task math-prefs --model smollm2-135m "
-                    "--trials 10 --storage sqlite:////shared/optuna.db")
+                    "--trials 10 --storage sqlite:////shared/optuna.db\n"
+                    "  tunebench bench tune --method prefix --objective sft --task wiki-topics --model smollm2-135m "
+                    "--lr 3e-4 --lr 1e-3 --lr 3e-3 --lr 1e-2 --max-steps 30 --hp batch_size=4 --hp max_length=192")
     t.add_argument("--method", required=True, help="parameterization, e.g. lora")
     t.add_argument("--objective", required=True, help="objective, e.g. sft")
     t.add_argument("--task", required=True, help="task name")
     t.add_argument("--model", default="tiny-llama", help="model name or folder (default tiny-llama)")
-    t.add_argument("--trials", type=int, required=True, help="number of trials (this worker)")
+    t.add_argument("--trials", type=int, help="number of trials (this worker; default: one per --lr value)")
+    t.add_argument("--lr", type=float, action="append", metavar="LR",
+                   help="try exactly this learning rate (repeat for a grid, one trial each) instead of searching "
+                        "a decade either side of the method's default")
     t.add_argument("--max-steps", type=int, default=20, help="steps per trial (default 20)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="other fixed hyper-parameters")
@@ -217,9 +222,11 @@ def tune(args):
         raise UserError(f"--max-steps must be >= 1, got {args.max_steps}")
     if args.timeout <= 0:
         raise UserError(f"--timeout must be > 0 seconds, got {args.timeout}")
+    if args.trials is None and not args.lr:
+        raise UserError("give --trials N (a search) or --lr values (a grid)")
     entry = search(args.method, args.objective, args.task, args.model, args.trials, storage=args.storage,
                    max_steps=args.max_steps, seed=args.seed, db=args.db, hp=args.hp, timeout_s=args.timeout,
-                   log=(lambda *_: None) if args.json else print)
+                   lrs=args.lr, log=(lambda *_: None) if args.json else print)
     if args.json:
         print(json.dumps(entry, indent=2))
     else:

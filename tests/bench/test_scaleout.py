@@ -107,5 +107,22 @@ def test_two_optuna_workers_share_one_sqlite_study(tmp_path, tiny_llama):
     assert max(s["trials"] for s in summaries) == 2  # the later worker saw both trials
     runs = read_runs(db)
     assert len(runs) == 2 and set(runs["status"]) == {"ok"} and set(runs["matrix"]) == {"tune"}
+    # trials score held-out train records, never the test split the comparison reports
+    assert {json.loads(h)["hp"]["eval_split"] for h in runs["hyperparams"]} == {"validation"}
     assert sorted(runs["run_id"].to_list()) == sorted(t.user_attrs["run_id"] for t in complete)
     assert pl.Series([t.params["learning_rate"] for t in complete]).n_unique() == 2
+
+
+def test_a_learning_rate_grid_tries_exactly_its_values(tmp_path, tiny_llama, monkeypatch):
+    from bench.tune import load_store, tune
+
+    monkeypatch.setenv("TUNEBENCH_HOME", str(tmp_path / "home"))
+    entry = tune("lora", "sft", "smoke", str(tiny_llama), None, max_steps=2, db=tmp_path / "db",
+                 storage=f"sqlite:///{tmp_path / 'optuna.db'}", lrs=[1e-3, 3e-2],
+                 hp=["batch_size=2", "max_length=32", "eval_limit=4"], log=lambda *_: None)
+    runs = read_runs(tmp_path / "db")
+    lrs = sorted(json.loads(h)["hp"]["learning_rate"] for h in runs["hyperparams"])
+    assert lrs == [1e-3, 3e-2] and entry["trials"] == 2  # one trial per value, nothing drawn in between
+    best = runs.sort("eval_loss").row(0, named=True)
+    assert entry["learning_rate"] == json.loads(best["hyperparams"])["hp"]["learning_rate"]
+    assert load_store(tmp_path / "home" / "tuned.json")[f"{tiny_llama}|sft|lora|smoke"]["learning_rate"] == entry["learning_rate"]

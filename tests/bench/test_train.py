@@ -37,6 +37,10 @@ def test_three_stage_stack_end_to_end(tmp_path, tiny_llama):
     (["--stack", "sft:lora", "--model", "tiny-llama", "--task", "smoke", "--hp", "nosuch=1"], "nosuch"),
     (["--stack", "sft:lora", "--model", "tiny-llama", "--task", "smoke", "--cfg", "beta=0.1"], "no stage"),
     (["--stack", "sft:lora", "--model", "tiny-llama"], "missing --task"),
+    (["--stack", "sft:lora", "--model", "tiny-llama", "--task", "smoke", "--hp", "eval_split=dev"], "eval_split"),
+    # smoke has 64 train records: holding out 64 would leave nothing to train on
+    (["--stack", "sft:lora", "--model", "tiny-llama", "--task", "smoke", "--hp", "eval_split=validation",
+      "--hp", "eval_limit=64"], "cannot hold out"),
 ])
 def test_bad_input_exits_2_with_one_line(argv, needle, tmp_path, capsys, tiny_llama):
     db = tmp_path / "db"
@@ -93,3 +97,26 @@ def test_progress_times_a_step_from_its_begin_to_its_end_less_paused_time():
         progress.time.perf_counter = real
     assert [round(s, 6) for s, _ in p.steps] == [0.5, 0.3, 0.2]
     assert [t for _, t in p.steps] == [10, 10, 10]
+
+
+@pytest.mark.parametrize("hp, n_train, n_eval", [
+    ({"eval_limit": 8}, 64, 8),                                   # test split: all train records, 8 test ones
+    ({"eval_limit": 8, "eval_split": "validation"}, 56, 8),       # the last 8 train records held out
+    ({"eval_limit": 8, "eval_split": "validation", "train_limit": 20}, 20, 8),
+    ({"eval_limit": 0, "eval_split": "validation"}, 64, 0),       # nothing scored, nothing held out
+])
+def test_split_records_scores_the_test_split_or_held_out_train_records(hp, n_train, n_eval):
+    from bench.taskdata import load_records
+    from bench.train import split_records
+    from common.stack import HyperParams
+
+    hp = HyperParams(**hp)
+    train, held = split_records("smoke", "text", hp)
+    assert (len(train), len(held)) == (n_train, n_eval)
+    texts = lambda recs: {r["text"] for r in recs}  # noqa: E731
+    assert not texts(train) & texts(held)  # never scored on what it trained on
+    if hp.eval_split == "validation":
+        source = load_records("smoke", "train", "text")
+        assert held == source[len(source) - n_eval:]
+    else:
+        assert held == load_records("smoke", "test", "text", n_eval)
