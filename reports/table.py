@@ -8,11 +8,13 @@ names gets a row in the section marked ``others``. Records are grouped by hardwa
 never mixed across groups.
 Only ``ok`` records give figures; a line without one carries the reason (not run, oom, the
 error text). Figures are the mean over seeds with a 95% interval (``reports.stats``); nothing is
-filled in. Groups are classed CPU or GPU (never pooled), and groups of the tiny random-init models
+filled in. Where one stage ran on one task at several learning rates (its card's default and a
+``bench tune`` value), each learning rate is its own line ("@ lr 0.003"): never pooled. Groups are classed CPU or GPU (never pooled), and groups of the tiny random-init models
 (``bench.models.TINY``) are smoke checks: they prove a method runs, they rank nothing.
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -70,16 +72,21 @@ class Line:
     memory_source: str | None = None
     metric_name: str | None = None
     busy: int = 0                      # ok runs whose speed was left out (measured beside other work)
+    lr: float | None = None            # set when the same stage and task ran at several learning rates
+
+    @property
+    def at_lr(self) -> str:
+        return "" if self.lr is None else f" @ lr {self.lr:.2g}"
 
     @property
     def label(self) -> str:
         if self.row.methods is not None and len(self.row.methods) == 1 and self.row.objective == "sft":
-            return self.row.label
-        return f"{self.row.label} ({self.method or 'any'})"
+            return self.row.label + self.at_lr
+        return f"{self.row.label} ({self.method or 'any'}){self.at_lr}"
 
     @property
     def stage(self) -> str:
-        return f"{self.row.objective}:{self.method or '*'}"
+        return f"{self.row.objective}:{self.method or '*'}{self.at_lr}"
 
     def stat(self, name: str) -> Stat | None:
         """A figure over seeds (``memory`` included), or None when not measured."""
@@ -227,8 +234,31 @@ def build_lines(frame: pl.DataFrame, rows: tuple[Row, ...] | None = None) -> lis
             tasks = sorted({t for t in sub["task"].to_list() if t}) or [None]
             for task in tasks:
                 runs = sub.filter(pl.col("task") == task) if task else sub
-                lines.append(make_line(row, method, task, runs))
+                lines.extend(_per_lr(row, method, task, runs))
     return lines
+
+
+def learning_rate(hyperparams: str | None) -> float | None:
+    """The learning rate a record trained with (its hyperparams JSON, bench/train.py), or None."""
+    try:
+        lr = json.loads(hyperparams)["hp"]["learning_rate"] if hyperparams else None
+    except (ValueError, KeyError, TypeError):
+        return None
+    return float(lr) if isinstance(lr, (int, float)) else None
+
+
+def _per_lr(row: Row, method: str | None, task: str | None, runs: pl.DataFrame) -> list[Line]:
+    """One line, or one per learning rate where the stage ran at several on this task (e.g. its card's
+    default and a tuned one): seeds of different learning rates are different methods, never pooled."""
+    lrs = [learning_rate(h) for h in runs["hyperparams"].to_list()] if runs.height else []
+    if len(set(lrs)) < 2:
+        return [make_line(row, method, task, runs)]
+    out = []
+    for lr in sorted(set(lrs), key=lambda v: (v is None, v or 0.0)):
+        line = make_line(row, method, task, runs.filter(pl.Series([x == lr for x in lrs], dtype=pl.Boolean)))
+        line.lr = lr
+        out.append(line)
+    return out
 
 
 def distinct(lines: list[Line], ran: bool = False) -> list[Line]:
@@ -237,7 +267,7 @@ def distinct(lines: list[Line], ran: bool = False) -> list[Line]:
     and QLoRA) collapse to the first."""
     seen, out = set(), []
     for ln in lines:
-        key = (ln.row.objective, ln.method, ln.task)
+        key = (ln.row.objective, ln.method, ln.task, ln.lr)
         if (ln.runs if ran else ln.ok) and key not in seen:
             seen.add(key)
             out.append(ln)

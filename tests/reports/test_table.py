@@ -161,3 +161,23 @@ def test_rows_come_from_the_cards(tmp_path):
     assert [r.methods[0] for r in others][0] == "full" and len(others) == len(PARAMETERIZATIONS) - 1
     assert {r.methods[0] for r in others} == set(PARAMETERIZATIONS) - {"lora"}
     assert got[0].label == "LoRA" and others[0].label == "Full FT"
+
+
+def test_learning_rates_of_one_stage_are_separate_lines_never_pooled():
+    import json
+
+    hp = lambda lr: json.dumps({"hp": {"learning_rate": lr}})  # noqa: E731  what bench/train.py records
+    records = ([sft("prefix", seed=s, metric_after=0.3, hyperparams=hp(0.01)) for s in range(3)]
+               + [sft("prefix", seed=s, metric_after=0.7 + 0.01 * s, hyperparams=hp(0.003)) for s in range(3)]
+               + [sft("lora", seed=s, hyperparams=hp(2e-4)) for s in range(2)])
+    from reports.table import distinct
+
+    (group,) = groups(frame(records))
+    lines = distinct(group.lines)  # one line per stage, task and learning rate
+    prefix = [ln for ln in lines if ln.method == "prefix"]
+    assert sorted((ln.lr, ln.ok) for ln in prefix) == [(0.003, 3), (0.01, 3)]
+    assert {ln.stage for ln in prefix} == {"sft:prefix @ lr 0.003", "sft:prefix @ lr 0.01"}
+    tuned = next(ln for ln in prefix if ln.lr == 0.003)
+    assert tuned.label.endswith("@ lr 0.003") and round(tuned.get("metric_after"), 3) == 0.71
+    (lora,) = [ln for ln in lines if ln.method == "lora"]  # one learning rate: no split, no suffix
+    assert lora.lr is None and lora.stage == "sft:lora" and lora.ok == 2
