@@ -151,7 +151,8 @@ def tune(method: str, objective: str, task: str, model: str, trials: int | None,
         lr = trial.suggest_float("learning_rate", lo, hi, log=True)
         rid = f"tune-{uuid.uuid4().hex[:12]}"
         args = ["--stack", stage, "--model", model, "--task", task, "--seed", str(seed), "--max-steps", str(max_steps),
-                "--hp", f"learning_rate={lr!r}", "--hp", "eval_split=validation", *sum((["--hp", x] for x in hp or []), []),
+                "--hp", f"learning_rate={lr!r}", "--hp", "eval_split=validation",
+                *sum((["--hp", x] for x in hp or []), []),
                 "--db", str(db), "--matrix", "tune", "--run-id", rid, "--out", str(out_root / rid), "--quiet"]
         child = ChildRun(args, spec=spec, run_id=rid, db=db, log=out_root / f"{rid}.log", out=out_root / rid,
                          matrix="tune").start()

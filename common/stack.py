@@ -47,7 +47,7 @@ class HyperParams(BaseModel):
     seed: int = Field(default=0, ge=0)
     grad_ckpt: bool = False
     train_limit: int | None = Field(default=None, ge=1, description="use at most N training records")
-    eval_limit: int = Field(default=32, ge=0, description="test records for the task loss; 0 = skip")
+    eval_limit: int = Field(default=32, ge=0, description="records for the task loss (eval_split's); 0 = skip")
     # 'validation': the task loss scores the LAST eval_limit records of the train split, which are then
     # held out of training, so a learning-rate search (bench/tune.py) never selects on the test split.
     # (The user's own --data is always scored on its held-out share, --eval-fraction.)

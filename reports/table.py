@@ -9,8 +9,9 @@ never mixed across groups.
 Only ``ok`` records give figures; a line without one carries the reason (not run, oom, the
 error text). Figures are the mean over seeds with a 95% interval (``reports.stats``); nothing is
 filled in. Where one stage ran on one task at several learning rates (its card's default and a
-``bench tune`` value), each learning rate is its own line ("@ lr 0.003"): never pooled. Groups are classed CPU or GPU (never pooled), and groups of the tiny random-init models
-(``bench.models.TINY``) are smoke checks: they prove a method runs, they rank nothing.
+``bench tune`` value), each learning rate is its own line ("@ lr 0.003"): never pooled. Groups are
+classed CPU or GPU (never pooled), and groups of the tiny random-init models (``bench.models.TINY``)
+are smoke checks: they prove a method runs, they rank nothing.
 """
 from __future__ import annotations
 
