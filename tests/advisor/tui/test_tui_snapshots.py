@@ -62,19 +62,22 @@ def keys_then_settle(*keys):
             await pilot.press(k)
             await settle(pilot)
         # A worker's result arrives as a message and tables size their columns on a later refresh:
-        # a fixed pause caught the header before that in a fresh-clone CI (Recommendations, twice).
+        # a fixed pause caught the header before that in a fresh-clone CI (Recommendations, three times,
+        # the last with two equal renders 0.1 s apart): repaint the whole screen, then wait for stillness.
         await settle(pilot)
+        pilot.app.screen.refresh(layout=True)
         await still(pilot)
     return run
 
 
-async def still(pilot, timeout: float = 10.0) -> None:
-    """Pause until two renders 0.1 s apart are the same (or ``timeout`` passes)."""
-    last, t0 = None, time.monotonic()
+async def still(pilot, timeout: float = 10.0, quiet: int = 3) -> None:
+    """Pause until ``quiet`` + 1 renders 0.15 s apart are the same (or ``timeout`` passes)."""
+    last, same, t0 = None, 0, time.monotonic()
     while time.monotonic() - t0 < timeout:
-        await pilot.pause(0.1)
+        await pilot.pause(0.15)
         shot = pilot.app.export_screenshot()
-        if shot == last:
+        same = same + 1 if shot == last else 0
+        if same >= quiet:
             return
         last = shot
 
