@@ -34,14 +34,14 @@ class LoraSettings(TargetSettings):
     dropout: float = Field(0.0, ge=0, lt=1)
 
 
-def targets(shape: Shape, cfg: TargetSettings) -> list[tuple[int, int, int]]:
-    """(in, out, copies) of every targeted linear in one layer (copies = 1).
+def targets(shape: Shape, cfg: TargetSettings) -> list[tuple[int, int]]:
+    """(in, out) of every targeted linear in one layer.
 
     An MoE's experts are no Linear modules in transformers 5 (one fused 3-D parameter per projection,
     e.g. MixtralExperts.gate_up_proj), so peft's target_modules adapt only the attention there: the
     expert MLP names are accepted and match nothing (the trainable counts the tracer reads off peft)."""
     mods = shape.linears()
-    return [(*mods[m], 1) for m in targeted(shape, cfg)]
+    return [mods[m] for m in targeted(shape, cfg)]
 
 
 def targeted(shape: Shape, cfg: TargetSettings) -> list[str]:
@@ -56,26 +56,24 @@ def targeted(shape: Shape, cfg: TargetSettings) -> list[str]:
 
 def lora_trainable(shape: Shape, cfg: LoraSettings) -> int:
     """r·(in+out) per targeted projection, every layer."""
-    return shape.layers * sum(cfg.r * (i + o) * k for i, o, k in targets(shape, cfg))
+    return shape.layers * sum(cfg.r * (i + o) for i, o in targets(shape, cfg))
 
 
 def lora_per_token(shape: Shape, cfg: LoraSettings, e: int, ab: int, xb: int) -> float:
     """Each adapter keeps its own (upcast) copy of its input and its rank-r hidden."""
-    routed = shape.experts_per_token
-    return sum((ab * i + ab * cfg.r) * (routed if k > 1 else 1) for i, _, k in targets(shape, cfg))
+    return sum(ab * i + ab * cfg.r for i, _ in targets(shape, cfg))
 
 
 def input_per_token(shape: Shape, cfg: TargetSettings, e: int, ab: int, xb: int) -> float:
     """Each adapted projection keeps its (upcast) input for the adapter's gradient (OFT, BOFT, HRA)."""
-    routed = shape.experts_per_token
-    return sum(ab * i * (routed if k > 1 else 1) for i, _, k in targets(shape, cfg))
+    return sum(ab * i for i, _ in targets(shape, cfg))
 
 
 def weight_delta_bytes(shape: Shape, cfg: TargetSettings, ab: int, xb: int) -> float:
     """A weight-sized delta per projection, built in fp32 from the adapter's factors each forward; the
     matmul keeps it in the dtype it runs in (under autocast a bf16 copy, the fp32 original is freed).
     A ``layer_fixed``: the input's dtype (``xb``) does not enter."""
-    return sum(ab * i * o * k for i, o, k in targets(shape, cfg))
+    return sum(ab * i * o for i, o in targets(shape, cfg))
 
 
 def lora_config(cfg: LoraSettings, **extra):

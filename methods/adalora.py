@@ -48,13 +48,12 @@ def reallocate(model, step: int) -> None:
 
 def trainable(shape: Shape, cfg: AdaLoraSettings) -> int:
     """P (init_r×in), Q (out×init_r) and Λ (init_r) per projection; pruning masks ranks, the tensors keep their size."""
-    return shape.layers * sum((cfg.init_r * (i + o) + cfg.init_r) * k for i, o, k in targets(shape, cfg))
+    return shape.layers * sum(cfg.init_r * (i + o) + cfg.init_r for i, o in targets(shape, cfg))
 
 
 def per_token(shape: Shape, cfg: AdaLoraSettings, e: int, ab: int, xb: int) -> float:
     """Like LoRA at rank init_r: the adapter's own input copy and its rank-wide hidden."""
-    routed = shape.experts_per_token
-    return sum((ab * i + ab * cfg.init_r) * (routed if k > 1 else 1) for i, _, k in targets(shape, cfg))
+    return sum(ab * i + ab * cfg.init_r for i, _ in targets(shape, cfg))
 
 
 CARD = ParamCard(

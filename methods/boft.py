@@ -38,12 +38,12 @@ NORM_FED = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
 
 def trainable(shape: Shape, cfg: "BOFTSettings") -> int:
     """FACTORS × (in/b) b×b generator blocks plus a per-output scale, per projection."""
-    return shape.layers * sum((FACTORS * i * cfg.block_size + o) * k for i, o, k in targets(shape, cfg))
+    return shape.layers * sum(FACTORS * i * cfg.block_size + o for i, o in targets(shape, cfg))
 
 
 def per_token(shape: Shape, cfg: "BOFTSettings", e: int, ab: int, xb: int) -> float:
     """The input, kept for the rotation's gradient, and the base layer's output, kept for the scale's."""
-    return input_per_token(shape, cfg, e, ab, xb) + sum(e * o * k for _, o, k in targets(shape, cfg))
+    return input_per_token(shape, cfg, e, ab, xb) + sum(e * o for _, o in targets(shape, cfg))
 
 
 def layer_fixed(shape: Shape, cfg: "BOFTSettings", ab: int, xb: int) -> float:
@@ -65,7 +65,7 @@ def layer_fixed(shape: Shape, cfg: "BOFTSettings", ab: int, xb: int) -> float:
 def frozen_extra(shape: Shape, cfg: "BOFTSettings") -> float:
     """peft's ``boft_P`` buffer, fp32 (factors, in, in) per projection: frozen, outside the optimizer, and
     whole on every rank at ZeRO-3 (DeepSpeed and FSDP shard parameters, not buffers)."""
-    return shape.layers * sum(4 * FACTORS * i * i * k for i, _, k in targets(shape, cfg))
+    return shape.layers * sum(4 * FACTORS * i * i for i, _ in targets(shape, cfg))
 
 
 CARD = ParamCard(

@@ -12,13 +12,12 @@ from methods.card import ParamCard, ParamMemory
 
 def trainable(shape: Shape, cfg: LoraSettings) -> int:
     """LoRA's r·(in+out) plus one magnitude per output feature, per targeted projection."""
-    return lora_trainable(shape, cfg) + shape.layers * sum(o * k for _, o, k in targets(shape, cfg))
+    return lora_trainable(shape, cfg) + shape.layers * sum(o for _, o in targets(shape, cfg))
 
 
 def per_token(shape: Shape, cfg: LoraSettings, e: int, ab: int, xb: int) -> float:
     """LoRA's, plus the base and LoRA outputs each projection keeps for the magnitude gradient."""
-    routed = shape.experts_per_token
-    return lora_per_token(shape, cfg, e, ab, xb) + sum(2 * ab * o * (routed if k > 1 else 1) for _, o, k in targets(shape, cfg))
+    return lora_per_token(shape, cfg, e, ab, xb) + sum(2 * ab * o for _, o in targets(shape, cfg))
 
 
 CARD = ParamCard(

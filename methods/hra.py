@@ -34,7 +34,7 @@ def build(cfg: HRASettings):
 
 def trainable(shape: Shape, cfg: HRASettings) -> int:
     """r vectors of the input size per targeted projection."""
-    return shape.layers * sum(cfg.r * i * k for i, _, k in targets(shape, cfg))
+    return shape.layers * sum(cfg.r * i for i, _ in targets(shape, cfg))
 
 
 def layer_fixed(shape: Shape, cfg: HRASettings, ab: int, xb: int) -> float:
@@ -42,7 +42,7 @@ def layer_fixed(shape: Shape, cfg: HRASettings, ab: int, xb: int) -> float:
     in×in identity: each of the r ``weight @ u`` matmuls and the final ``eye @ product`` keep their
     in×in left operand in the dtype the matmul runs in (``ab``; autocast's cast) for the backward, and
     the rotated weight (out×in) is kept by the linear that applies it (``xb`` does not enter)."""
-    return sum(ab * ((cfg.r + 1) * i * i + i * o) * k for i, o, k in targets(shape, cfg))
+    return sum(ab * ((cfg.r + 1) * i * i + i * o) for i, o in targets(shape, cfg))
 
 
 CARD = ParamCard(

@@ -27,14 +27,14 @@ def build(cfg: IA3Settings):
 def trainable(shape: Shape, cfg: IA3Settings) -> int:
     """One vector per targeted projection: its input size for feed-forward modules, else its output size."""
     sizes = zip(targeted(shape, cfg), targets(shape, cfg))
-    return shape.layers * sum((i if m in cfg.feedforward_modules else o) * k for m, (i, o, k) in sizes)
+    return shape.layers * sum(i if m in cfg.feedforward_modules else o for m, (i, o) in sizes)
 
 
 def per_token(shape: Shape, cfg: IA3Settings, e: int, ab: int, xb: int) -> float:
     """Each scaled output (k, v), kept in the compute dtype, and each feed-forward module's input, upcast to
     the vector's fp32 before it is scaled. An MoE's experts are no Linear modules: peft adapts no down_proj."""
     sizes = zip(targeted(shape, cfg), targets(shape, cfg))
-    return sum((4 * i if m in cfg.feedforward_modules else e * o) * k for m, (i, o, k) in sizes)
+    return sum(4 * i if m in cfg.feedforward_modules else e * o for m, (i, o) in sizes)
 
 
 CARD = ParamCard(

@@ -24,7 +24,7 @@ def build(cfg: LoHaSettings):
 
 
 def trainable(shape: Shape, cfg: LoHaSettings) -> int:
-    return shape.layers * sum(2 * cfg.r * (i + o) * k for i, o, k in targets(shape, cfg))
+    return shape.layers * sum(2 * cfg.r * (i + o) for i, o in targets(shape, cfg))
 
 
 def per_token(shape: Shape, cfg: LoHaSettings, e: int, ab: int, xb: int) -> float:

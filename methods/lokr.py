@@ -54,7 +54,7 @@ def layer_count(i: int, o: int, cfg: "LoKrSettings") -> int:
 
 
 def trainable(shape: Shape, cfg: "LoKrSettings") -> int:
-    return shape.layers * sum(layer_count(i, o, cfg) * k for i, o, k in targets(shape, cfg))
+    return shape.layers * sum(layer_count(i, o, cfg) for i, o in targets(shape, cfg))
 
 
 CARD = ParamCard(

@@ -42,9 +42,9 @@ def block_size(in_features: int, wanted: int) -> int:
 def trainable(shape: Shape, cfg: "OFTSettings") -> int:
     """in/b blocks of b(b-1)/2 skew-symmetric generator entries per projection."""
     total = 0
-    for i, _, k in targets(shape, cfg):
+    for i, _ in targets(shape, cfg):
         b = block_size(i, cfg.block_size)
-        total += (i // b) * (b * (b - 1) // 2) * k
+        total += (i // b) * (b * (b - 1) // 2)
     return shape.layers * total
 
 

@@ -29,19 +29,18 @@ def build(cfg: VeraSettings):
 
 def trainable(shape: Shape, cfg: VeraSettings) -> int:
     """λ_d (r) and λ_b (out) per projection; A and B are frozen buffers."""
-    return shape.layers * sum((cfg.r + o) * k for _, o, k in targets(shape, cfg))
+    return shape.layers * sum(cfg.r + o for _, o in targets(shape, cfg))
 
 
 def per_token(shape: Shape, cfg: VeraSettings, e: int, ab: int, xb: int) -> float:
     """The projections are frozen, so no input is kept: only what the two vectors multiply (rank-r hidden, output)."""
-    routed = shape.experts_per_token
-    return sum(ab * (cfg.r + o) * (routed if k > 1 else 1) for _, o, k in targets(shape, cfg))
+    return sum(ab * (cfg.r + o) for _, o in targets(shape, cfg))
 
 
 def frozen_extra(shape: Shape, cfg: VeraSettings) -> float:
     """The shared fp32 A (r × largest in) and B (largest out × r)."""
     sizes = targets(shape, cfg)
-    return 4 * cfg.r * (max(i for i, _, _ in sizes) + max(o for _, o, _ in sizes))
+    return 4 * cfg.r * (max(i for i, _ in sizes) + max(o for _, o in sizes))
 
 
 CARD = ParamCard(

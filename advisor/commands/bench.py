@@ -222,8 +222,6 @@ def tune(args):
         raise UserError(f"--max-steps must be >= 1, got {args.max_steps}")
     if args.timeout <= 0:
         raise UserError(f"--timeout must be > 0 seconds, got {args.timeout}")
-    if args.trials is None and not args.lr:
-        raise UserError("give --trials N (a search) or --lr values (a grid)")
     entry = search(args.method, args.objective, args.task, args.model, args.trials, storage=args.storage,
                    max_steps=args.max_steps, seed=args.seed, db=args.db, hp=args.hp, timeout_s=args.timeout,
                    lrs=args.lr, log=(lambda *_: None) if args.json else print)
