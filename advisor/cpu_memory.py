@@ -23,7 +23,7 @@ On a CPU the estimate (advisor/estimator.py, ``--gpu cpu``) is the run's peak RS
 
 Runs pad each batch to its longest sequence, usually well below max_length, so ``cpu-check``
 scores the estimate at max_length (what a user states) and at the padded length of the run's own
-batches (``padded_seq``: its task's train records tokenized the way its objective builds them);
+batches (bench/seqlen.py: its task's train records tokenized the way its objective builds them);
 the factor is fitted at the padded length, where the tensor terms are the ones that ran.
 The evaluation phases (task loss and the general-text probe, 8 sequences per forward,
 no autograd) stay below the training peak in every reference run, so they are not a term.
@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from bench.seqlen import padded_seq
 from common.errors import UserError
 
 GIB = 2**30
@@ -139,77 +140,6 @@ def request_for(rec: dict):
         gen_len=int(gen) if gen else req.gen_len, generations=int(cfg.get("num_generations") or req.generations))
 
 
-@lru_cache(maxsize=None)
-def _tokenizer(model: str):
-    # transformers' own loader: bench.train would import the whole training stack just to count tokens
-    from transformers import AutoTokenizer
-
-    from bench.models import model_path
-
-    return AutoTokenizer.from_pretrained(model_path(model))
-
-
-@lru_cache(maxsize=None)
-def _lengths(model: str, task: str, obj: str, generated: int | None, limit: int | None) -> tuple[int, ...]:
-    """Tokens of each training sequence the objective builds from the task's train records: chat-formatted
-    prompt + answer + eos (preference pairs: the longer answer; ``generated``: the answer is the run's own
-    generation of that many tokens, as rlaif's pairs and distill's teacher outputs; objectives that
-    generate during training: the prompt alone, the estimator adds the rollout)."""
-    from bench.taskdata import load_records
-    from methods import objective
-
-    tok, card = _tokenizer(model), objective(obj).card
-
-    def n(text: str) -> int:
-        return len(tok(text, add_special_tokens=False)["input_ids"])
-
-    def head(prompt: str) -> int:
-        return n(tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                         add_generation_prompt=True))
-
-    out = []
-    for r in load_records(task, "train", card.data, limit):
-        if card.data == "text":
-            out.append(n(r["text"]))
-        elif card.memory.generates:
-            out.append(head(r["prompt"]))
-        elif generated:
-            out.append(head(r["prompt"]) + 1 + generated)
-        elif card.data == "preference":
-            out.append(head(r["prompt"]) + 1 + max(n(r["chosen"]), n(r["rejected"])))
-        else:
-            out.append(head(r["prompt"]) + 1 + n(r["completion"]))
-    return tuple(out)
-
-
-def padded_seq(rec: dict, req) -> int | None:
-    """The length a batch of the run's data is padded to: the expected longest of ``micro_batch``
-    sequences drawn from its task's train records, capped at max_length (exact over all batches);
-    max_length where sequences are packed. None when the task's records are not available here."""
-    from bench.taskdata import get_task
-
-    h = json.loads(rec.get("hyperparams") or "{}")
-    if h.get("cfg", {}).get("packing"):
-        return req.seq_len
-    try:
-        get_task(rec["task"])
-        generated = h.get("cfg", {}).get("max_new_tokens")  # trains on generated answers (rlaif, distill)
-        lengths = _lengths(rec["model"], rec["task"], req.objective, generated, h.get("hp", {}).get("train_limit"))
-    except (UserError, OSError):
-        return None
-    return expected_longest([min(x, req.seq_len) for x in lengths], req.micro_batch)
-
-
-def expected_longest(lengths: list[int], b: int) -> int | None:
-    """The mean, over every batch of ``b`` distinct items, of its longest length (rounded); None if
-    fewer than ``b``. The i-th shortest is the longest of comb(i+1, b) - comb(i, b) of the batches."""
-    lengths = sorted(lengths)
-    if len(lengths) < b:
-        return None
-    total = math.comb(len(lengths), b)
-    return round(sum(x * (math.comb(i + 1, b) - math.comb(i, b)) for i, x in enumerate(lengths)) / total)
-
-
 def _tensors(req) -> dict:
     from advisor.estimator import estimate
 
@@ -235,7 +165,7 @@ def rows(dbs: list[Path]) -> list[Row]:
             req = request_for(rec)
             if req is None:
                 continue
-            pad = padded_seq(rec, req)
+            pad = padded_seq(rec, req.objective, req.seq_len, req.micro_batch)
             out.append(Row(rec["run_id"], rec["stage"], rec["task"], req.micro_batch, req.seq_len, pad,
                            int(rec["peak_rss_bytes"]), _tensors(req),
                            _tensors(dataclasses.replace(req, seq_len=pad)) if pad else None))

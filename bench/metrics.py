@@ -22,6 +22,11 @@ columns (the result schema, bench/schema.py):
   ``settle()`` — called after a training step, when no other saved-tensor hooks are pushed —
   removes them, so later steps run without a Python call per saved tensor. The seconds spent in
   the two heap walks accumulate in ``paused_s``, which bench/progress.py leaves out of step times.
+- ``boundary_batches`` (in the record's extra, CPU): what each sampled boundary's forward fed, as
+  ``[batch, seq, masked]``: the token ids' shape entering the policy's embedding and whether its
+  first decoder layer got a materialized attention mask (padding in the batch) -- the length the
+  run really trained at, which bench/trace_check.py traces. Recorded by ``watch(model)``'s
+  forward pre-hooks while grad is on (the last such forward before backward began).
 - ``background_cpu_share`` (in the record's extra): CPU time other processes used while the meter
   was open, as a share of the machine (wall seconds x cores): a run measured beside other work has
   slower steps, and the report leaves its speed out of the speed columns (its memory and quality
@@ -145,7 +150,10 @@ def fingerprint(device: str | None = None) -> dict:
 
 
 class _Saved:
-    """What autograd keeps for a saved tensor; counts its storage while it is alive."""
+    """What autograd keeps for a saved tensor; counts its storage while it is alive. It holds the tensor
+    detached: a node that saves its own output (a norm, a softmax) would otherwise hold a box holding a
+    tensor whose grad_fn is that node -- a cycle through autograd that Python's gc cannot see, so a graph
+    never backpropagated (peft's DoRA init builds one per projection) stayed alive for the whole run."""
 
     __slots__ = ("tensor", "__weakref__")
 
@@ -170,6 +178,9 @@ class Meter:
         self._boundaries = 0
         self.peak_tensor: int | None = None
         self._hooks = None
+        self._fed: list = [None, None]  # the last grad-enabled forward: its ids [batch, seq]; was attention masked?
+        self.boundary_batches: list[list] = []
+        self._watch: list = []
         self.paused_s = 0.0  # seconds spent sampling boundaries (instrumentation, not training)
         self._cpu_start = self._cpu_end = None  # _cpu() at enter and exit (background_share)
 
@@ -225,6 +236,8 @@ class Meter:
                 seen[ptr] = nbytes
         total = sum(seen.values())
         self.peak_tensor = max(self.peak_tensor or 0, total)
+        if self._fed[0] is not None:
+            self.boundary_batches.append([*self._fed[0], self._fed[1]])
         self.paused_s += time.perf_counter() - t0
 
     def _pack(self, tensor):
@@ -238,7 +251,7 @@ class Meter:
         except Exception:
             return tensor
         self._backward = False
-        box = _Saved(tensor)
+        box = _Saved(tensor.detach())
         with self._lock:
             entry = self._saved.get(ptr)
             if entry is None:
@@ -266,12 +279,41 @@ class Meter:
                 self._sample_boundary()
         return box.tensor if isinstance(box, _Saved) else box
 
+    def watch(self, model) -> None:
+        """Record what each grad-enabled forward of ``model`` feeds (its embedding's input ids shape;
+        whether its first decoder layer gets an attention mask) for ``boundary_batches``."""
+        import torch
+
+        if self.cuda or self._boundaries >= BOUNDARY_SAMPLES:
+            return
+        emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+        layer = next((m[0] for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m)
+                      and type(m[0]).__name__.endswith("DecoderLayer")), None)
+        if emb is None or layer is None:
+            return
+
+        def ids(mod, args):
+            if torch.is_grad_enabled() and args and args[0].dim() == 2:
+                self._fed[0] = list(args[0].shape)
+
+        def mask(mod, args, kwargs):
+            if torch.is_grad_enabled():
+                self._fed[1] = kwargs.get("attention_mask") is not None
+
+        self._watch = [emb.register_forward_pre_hook(ids), layer.register_forward_pre_hook(mask, with_kwargs=True)]
+
     def settle(self) -> None:
         """Remove the saved-tensor hooks once both boundaries are sampled. Call between training
         steps only, where no other saved-tensor hooks (e.g. checkpointing's) are pushed on top."""
         if self._hooks is not None and self._boundaries >= BOUNDARY_SAMPLES:
             self._hooks.__exit__(None, None, None)
             self._hooks = None
+            self._unwatch()
+
+    def _unwatch(self) -> None:
+        for h in self._watch:
+            h.remove()
+        self._watch = []
 
     # -- context -------------------------------------------------------------------------
     def _cpu(self) -> tuple[float, float, float]:
@@ -309,6 +351,7 @@ class Meter:
         if self._hooks is not None:
             self._hooks.__exit__(*exc)
             self._hooks = None
+        self._unwatch()
         self._stop.set()
         self._thread.join()
         self._cpu_end = self._cpu()

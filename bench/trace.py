@@ -66,6 +66,10 @@ class TraceRequest:
     # = stock TRL SFTTrainer's head (+ entropy, is_top1 for its logs); "full" = the model's own
     # cross-entropy over full logits (LeanSFTTrainer on CPU, plain HF Trainer).
     lm_head: str = "fused"
+    # Batches padded to their longest sequence (unpacked real data): the attention mask holds zeros, so
+    # transformers materializes a (batch, 1, seq, seq) mask and SDPA repeats k/v to every head (no native
+    # GQA with a mask). False: unpadded sequences, SDPA's causal kernel without a mask.
+    padded: bool = False
 
 
 @dataclass
@@ -157,35 +161,38 @@ def fuse_head(model, lm_head: str, outputs: tuple | None = None) -> None:
         add_fused_lm_head(base, outputs=outputs)
 
 
-def _causal_loss(model, b, t, lm_head: str):
+def _mask(b: int, t: int, padded: bool):
+    """The batch's attention mask: ones for a padded batch (bench/trace_model.py ``real_masks`` then
+    keeps it, as a real run keeps a mask with zeros), none for unpadded sequences."""
+    import torch
+
+    return torch.ones(b, t, dtype=torch.long) if padded else None
+
+
+def _causal_loss(model, b, t, lm_head: str, padded: bool):
     """Next-token loss: TRL's fused head (tiles, no full logits) or the model's own CE over full logits."""
-    ids = _ids(b, t)
+    ids, mask = _ids(b, t), _mask(b, t, padded)
     if lm_head == "full":
-        return model(input_ids=ids, attention_mask=torch_ones(b, t), labels=ids, use_cache=False).loss
-    out = model(input_ids=ids, labels=ids, use_cache=False, fused_lm_head=True)
+        return model(input_ids=ids, attention_mask=mask, labels=ids, use_cache=False).loss
+    out = model(input_ids=ids, attention_mask=mask, labels=ids, use_cache=False, fused_lm_head=True)
     return -out.log_probs.sum() / (b * (t - 1))
 
 
-def torch_ones(b, t):
-    """No attention mask: unpadded sequences (bench/trace_model.py ``real_masks``)."""
-    return None
-
-
-def _fused_logps(model, b, t, new: int | None = None):
+def _fused_logps(model, b, t, padded: bool, new: int | None = None):
     """Sequence log-probs through the fused head (labels outside the completion are -100 in TRL;
     on CPU the head scores every position either way)."""
     ids = _ids(b, t)
-    out = model(input_ids=ids, labels=ids, use_cache=False, fused_lm_head=True)
+    out = model(input_ids=ids, attention_mask=_mask(b, t, padded), labels=ids, use_cache=False, fused_lm_head=True)
     lp = out.log_probs if new is None else out.log_probs[:, -new:]
     return lp.sum(-1)
 
 
-def _logps(model, b, t):
+def _logps(model, b, t, padded: bool):
     """Sequence log-probs over the completion tokens, TRL-style (selective_log_softmax)."""
     from trl.trainer.utils import selective_log_softmax
 
     ids = _ids(b, t)
-    logits = model(input_ids=ids, attention_mask=torch_ones(b, t), use_cache=False).logits
+    logits = model(input_ids=ids, attention_mask=_mask(b, t, padded), use_cache=False).logits
     lp = selective_log_softmax(logits[:, :-1], ids[:, 1:])
     return lp.sum(-1), logits
 
@@ -224,10 +231,10 @@ class Step:
         try:
             with torch.no_grad():
                 cache = DynamicCache(config=policy.config)
-                n = prompt + new - 1
-                policy(input_ids=_ids(b, n), attention_mask=torch_ones(b, n), past_key_values=cache,
+                n, pad = prompt + new - 1, self.req.padded
+                policy(input_ids=_ids(b, n), attention_mask=_mask(b, n, pad), past_key_values=cache,
                        use_cache=True, logits_to_keep=1)
-                policy(input_ids=_ids(b, 1), attention_mask=torch_ones(b, n + 1), past_key_values=cache,
+                policy(input_ids=_ids(b, 1), attention_mask=_mask(b, n + 1, pad), past_key_values=cache,
                        use_cache=True, logits_to_keep=1)
                 del cache
         finally:
@@ -238,36 +245,36 @@ class Step:
         import torch.nn.functional as F
 
         req, name = self.req, self.req.objective
-        b, t, policy = req.micro_batch, req.seq_len, self.models["policy"]
+        b, t, policy, pad = req.micro_batch, req.seq_len, self.models["policy"], req.padded
         if name in CAUSAL:
-            return _causal_loss(policy, b, t, req.lm_head)
+            return _causal_loss(policy, b, t, req.lm_head, pad)
         if name == "rm":
             ids = _ids(2 * b, t)
-            r = policy(input_ids=ids, attention_mask=torch_ones(2 * b, t)).logits.squeeze(-1)
+            r = policy(input_ids=ids, attention_mask=_mask(2 * b, t, pad)).logits.squeeze(-1)
             return -F.logsigmoid(r[:b] - r[b:]).mean()
         if name in ("dpo", "ipo", "rlaif"):
-            lp = _fused_logps(policy, 2 * b, t)
-            ref = self.reference(lambda m: _fused_logps(m, 2 * b, t))
+            lp = _fused_logps(policy, 2 * b, t, pad)
+            ref = self.reference(lambda m: _fused_logps(m, 2 * b, t, pad))
             margin = (lp[:b] - ref[:b]) - (lp[b:] - ref[b:])
             return -F.logsigmoid(0.1 * margin).mean()
         if name in ("simpo", "orpo"):
-            lp, logits = _logps(policy, 2 * b, t)
+            lp, logits = _logps(policy, 2 * b, t, pad)
             loss = -F.logsigmoid(lp[:b] - lp[b:]).mean()
             if name == "orpo":
                 loss = loss + F.cross_entropy(logits[:b, :-1].flatten(0, 1), _ids(b, t - 1).flatten())
             return loss
         if name == "kto":
-            lp = _fused_logps(policy, b, t)
+            lp = _fused_logps(policy, b, t, pad)
             with torch.no_grad():
-                kl_lp = _fused_logps(policy, b, t)  # the KL batch (mismatched pairs): no grad
-            ref = self.reference(lambda m: _fused_logps(m, 2 * b, t))
+                kl_lp = _fused_logps(policy, b, t, pad)  # the KL batch (mismatched pairs): no grad
+            ref = self.reference(lambda m: _fused_logps(m, 2 * b, t, pad))
             return (1 - F.sigmoid(lp - ref[:b] - (kl_lp - ref[b:]).mean())).mean()
         if name == "grpo":
             # TRL's per-device batch counts completions (prompt seq_len + gen_len new tokens each)
             # TRL GRPOTrainer: the fused head over prompt + completion (labels -100 on the prompt)
             new = req.gen_len
             self.generate(b, t, new)
-            lp = _fused_logps(policy, b, t + new, new)
+            lp = _fused_logps(policy, b, t + new, pad, new)
             return -(lp - lp.detach()).exp().mean()
         if name == "ppo":
             # methods/_ppo.py: a rollout of rollout_batch prompts, scored without grad (policy logits
@@ -279,13 +286,16 @@ class Step:
             self.generate(r, t, new)
             with torch.no_grad():
                 prev, self.live.phase = self.live.phase, "extra_forward"
-                old = policy(input_ids=_ids(r, n), output_hidden_states=True, use_cache=False)
+                old = policy(input_ids=_ids(r, n), attention_mask=_mask(r, n, pad), output_hidden_states=True,
+                             use_cache=False)
                 old_v = self.models["value_head"](old.hidden_states[-1].float())
                 old_lp = selective_log_softmax(old.logits[:, :-1], _ids(r, n)[:, 1:])
-                ref = self.reference(lambda m: m(input_ids=_ids(r, n), use_cache=False).logits)
-                self.models["reward_model"](input_ids=_ids(r, n))
+                ref = self.reference(lambda m: m(input_ids=_ids(r, n), attention_mask=_mask(r, n, pad),
+                                                 use_cache=False).logits)
+                self.models["reward_model"](input_ids=_ids(r, n), attention_mask=_mask(r, n, pad))
                 self.live.phase = prev
-            out = policy(input_ids=_ids(mb, n), output_hidden_states=True, use_cache=False)
+            out = policy(input_ids=_ids(mb, n), attention_mask=_mask(mb, n, pad), output_hidden_states=True,
+                         use_cache=False)
             values = self.models["value_head"](out.hidden_states[-1].float()).squeeze(-1)
             lp = selective_log_softmax(out.logits[:, :-1], _ids(mb, n)[:, 1:])
             del old, ref
@@ -392,7 +402,7 @@ def trace_peak(req: TraceRequest) -> Trace:
     fake = FakeTensorMode(allow_non_fake_inputs=True)
     share, grad_share = _zero(req, notes)
     live = LiveBytes(share)
-    with fake, real_masks(), fp32_grouped_mm(notes), boft_block_diag(model, notes):
+    with fake, real_masks(req.padded), fp32_grouped_mm(notes), boft_block_diag(model, notes):
         # peft's prompt-learning wrapper registers the base's embedding module a second time
         # (word_embeddings); to_empty would convert it twice. Convert once, re-point after.
         shared = model._modules.pop("word_embeddings", None)

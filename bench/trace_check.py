@@ -9,12 +9,14 @@ record's ``hyperparams``) is traced in fp32 on fake tensors (bench/trace.py). Th
 so the traced figure compared with it is the live bytes at the same boundary (``Trace.boundary_bytes``),
 the larger of the two steps; the traced all-op peak is printed beside it.
 
-Runs feed real data: unpacked batches are padded to their longest sequence, which may be shorter
-than max_length, so the trace (at max_length) is an upper bound there. The check therefore also
-traces at the mean sequence length the run really fed (its tokens seen per step over its sequences,
-``data_seq``); padding to the batch's longest sequence sits between the two.
-Packed runs (cpt's ``packing``) fill every sequence to max_length and compare like for like; the
-``packed`` column says which.
+Runs feed real data: unpacked batches are padded to their longest sequence, usually shorter than
+max_length, and their attention mask then holds zeros, which transformers materializes (and SDPA
+repeats k/v to every head). The check therefore also traces what the run fed: each sampled
+boundary's batch length and whether it had a mask, as the meter recorded them (``boundary_batches``
+in the record's extra; trace step k against boundary k); for records from before the meter kept
+them, the expected length the first two batches were padded to, with a mask (``padded_seq``: the
+expected longest of the records they draw from the task's train records, bench/seqlen.py).
+Packed runs (cpt's ``packing``) fill every sequence to max_length and compare like for like.
 """
 from __future__ import annotations
 
@@ -36,16 +38,16 @@ class CheckRow:
     traced_boundary: int
     traced_peak: int
     seconds: float
-    data_seq: int | None = None  # mean tokens per sequence the run really fed (tokens seen / sequences)
-    traced_data: int | None = None  # traced boundary bytes at data_seq
+    fed: str | None = None  # the lengths traced as fed: "158,140" as recorded, "~249" expected
+    traced_fed: int | None = None  # traced boundary bytes at those lengths
 
     @property
     def error(self) -> float:
         return self.traced_boundary / self.measured - 1
 
     @property
-    def data_error(self) -> float | None:
-        return None if self.traced_data is None else self.traced_data / self.measured - 1
+    def fed_error(self) -> float | None:
+        return None if self.traced_fed is None else self.traced_fed / self.measured - 1
 
 
 def model_config(model: str) -> dict:
@@ -98,21 +100,49 @@ def request_for(rec: dict, config: dict):
                         precision="fp32", optimizer="adamw", gen_len=gen, lm_head=sft_head(rec.get("git_commit")))
 
 
-def data_seq(rec: dict, req) -> int | None:
-    """Mean tokens per sequence the run fed: tokens/s x s/step over the sequences of a step (pairs
-    count twice; a generating objective's completion tokens are added by the trace itself)."""
+def first_batches(cfg: dict) -> int:
+    """Batches the meter's two boundaries (bench/metrics.py) see: the first two steps' batches, but PPO
+    runs several backward passes over its first rollout's mini-batches."""
+    return 1 if cfg.get("rollout_batch") else 2
+
+
+def recorded_batches(rec: dict) -> list[list] | None:
+    """The meter's ``boundary_batches`` ([batch, seq, masked] per sampled boundary) from the record's extra."""
+    try:
+        return json.loads(rec.get("extra") or "{}").get("boundary_batches")
+    except ValueError:
+        return None
+
+
+def trace_fed(rec: dict, req) -> tuple[str, int] | None:
+    """Traced boundary bytes at what the run fed: step k traced at boundary k's recorded length and
+    mask (the max over boundaries), else at the expected padded length of its first batches."""
+    from dataclasses import replace
+
+    from bench.seqlen import padded_seq
+    from bench.trace import trace_peak
     from methods import objective
 
-    tps, sps = rec.get("tokens_per_s"), rec.get("step_time_s")
-    if not tps or not sps:
+    fed = recorded_batches(rec)
+    if fed:
+        # a generating objective's forward fed prompt + completion; the trace adds gen_len itself
+        gen = req.gen_len if objective(req.objective).card.memory.generates else 0
+        traces, out = {}, 0
+        for k, (_, t, masked) in enumerate(fed):
+            key = (max(1, t - gen), bool(masked))
+            if key not in traces:
+                traces[key] = trace_peak(replace(req, seq_len=key[0], padded=key[1])).boundary_bytes
+            out = max(out, traces[key][min(k, max(traces[key]))])
+        return ",".join(str(t) for _, t, _ in fed), out
+    if req.objective_cfg.get("packing"):
         return None
-    card = objective(req.objective).card
-    seqs = req.micro_batch * card.memory.sequences
-    seq = tps * sps / seqs - (req.gen_len if card.memory.generates else 0)
-    return max(8, min(req.seq_len, int(round(seq))))
+    seq = padded_seq(rec, req.objective, req.seq_len, req.micro_batch, first_batches(req.objective_cfg))
+    if seq is None:
+        return None
+    return f"~{seq}", max(trace_peak(replace(req, seq_len=seq, padded=True)).boundary_bytes.values())
 
 
-def check(db: Path, only: set[str] | None = None, progress=None, with_data: bool = True) -> list[CheckRow]:
+def check(db: Path, only: set[str] | None = None, progress=None) -> list[CheckRow]:
     from bench.trace import trace_peak
 
     rows, configs = [], {}
@@ -125,14 +155,9 @@ def check(db: Path, only: set[str] | None = None, progress=None, with_data: bool
         packed = bool(req.objective_cfg.get("packing"))
         row = CheckRow(rec["objective"], rec["method"], req.micro_batch, req.seq_len, packed,
                        int(rec["peak_tensor_bytes"]), max(t.boundary_bytes.values()), t.peak_bytes, t.seconds)
-        seq = data_seq(rec, req)
-        if with_data and seq is not None and seq != req.seq_len:
-            from dataclasses import replace
-
-            td = trace_peak(replace(req, seq_len=seq))
-            row.data_seq, row.traced_data = seq, max(td.boundary_bytes.values())
-        elif seq is not None:
-            row.data_seq, row.traced_data = seq, row.traced_boundary
+        fed = trace_fed(rec, req)
+        if fed is not None:
+            row.fed, row.traced_fed = fed
         rows.append(row)
         if progress:
             progress(rows[-1])

@@ -109,15 +109,20 @@ class real_masks:
     transformers reads the position ids (are sequences packed?) and the padding mask (any
     padding?) to decide whether SDPA can run its causal kernel without a materialized mask; on a
     FakeTensor (``is_tracing``) it cannot read them and keeps a (batch, 1, seq, seq) mask, which
-    also stops SDPA's native GQA (k/v get repeated to every head). The trace feeds unpadded,
-    unpacked sequences, for which a real run skips the mask: say so to transformers.
+    also stops SDPA's native GQA (k/v get repeated to every head). The trace feeds unpacked
+    sequences; unpadded ones (``padded`` False), for which a real run skips the mask, or padded
+    ones (a mask with zeros, which a real run keeps): say which to transformers.
     """
+
+    def __init__(self, padded: bool = False):
+        self.padded = padded
 
     def __enter__(self):
         import transformers.masking_utils as mu
 
         self._saved = (mu.is_tracing, mu.find_packed_sequence_indices)
-        mu.is_tracing = lambda tensor=None: False
+        padded = self.padded
+        mu.is_tracing = lambda tensor=None: padded  # "cannot read the mask" = keep it
         mu.find_packed_sequence_indices = lambda position_ids: None
         return self
 

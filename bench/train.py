@@ -322,6 +322,10 @@ class StackRun:
         s = self.stage(i, st, plan, model_dir)
         ident = self.identity(s)
         hp = plan.hp
+        if "teacher" in s.obj.card.needs and not hp.teacher:
+            # train (and cache) the automatic teacher before this stage's meter opens: its training
+            # steps would be sampled as the stage's forward->backward boundaries
+            self.auto_teacher(model_dir, plan.task, hp)
         self.progress.start_stage(st.label, i, hp.max_steps, hp.batch_size * hp.grad_accum)
         t0 = time.perf_counter()
         next_dir, made = None, {}
@@ -402,6 +406,7 @@ class StackRun:
         torch.manual_seed(hp.seed)  # lm-eval reseeds the global RNGs; cached baselines skip it
         s.model = s.par.apply(s.model, s.pcfg)
         s.trainable, _ = trainable_counts(s.model)
+        self.meter.watch(s.model)
         extra = {need: v for need in s.obj.card.needs if need in SUPPLIERS
                  and (v := SUPPLIERS[need](self, s, provided)) is not None}
         ctx = StageContext(model=s.model, tokenizer=s.tok, train=s.plan.train, eval=s.plan.eval, hp=hp,
@@ -455,6 +460,7 @@ class StackRun:
             forgetting=general[1] - general[0] if general[1] is not None else None,
             extra=json.dumps({"eval_loss_before": before["loss"], **result.extra,
                               "background_cpu_share": self.meter.background_share(),
+                              "boundary_batches": self.meter.boundary_batches or None,
                               **tracking.record_extra(self.spec.report_to, s.dir)}, default=str),
             model_params=s.total_params,
         )

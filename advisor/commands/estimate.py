@@ -342,23 +342,26 @@ def run_trace_check(args):
     mib = 2**20
     if not args.json:
         print(f"{'objective:method':24} {'batch×seq':>9} {'packed':>6} {'measured':>9} {'traced':>9} {'error':>7} "
-              f"{'data seq':>8} {'traced':>9} {'error':>7} {'op peak':>9} {'secs':>5}")
-        print("  (MiB; traced = live bytes where backward starts, at max_length and at the run's mean data length)")
+              f"{'fed seq':>9} {'traced':>9} {'error':>7} {'op peak':>9} {'secs':>5}")
+        print("  (MiB; traced = live bytes where backward starts, at max_length and at what the run fed: each "
+              "boundary's recorded length and mask, or ~ the expected padded length)")
 
     def show(r):
         if args.json:
-            print(json.dumps({**r.__dict__, "error": r.error}))
+            print(json.dumps({**r.__dict__, "error": r.error, "fed_error": r.fed_error}))
         else:
-            data = (f"{r.data_seq:8d} {r.traced_data / mib:9.1f} {r.data_error:+7.1%}" if r.traced_data
-                    else f"{'-':>8} {'-':>9} {'-':>7}")
+            data = (f"{r.fed:>9} {r.traced_fed / mib:9.1f} {r.fed_error:+7.1%}" if r.traced_fed
+                    else f"{'-':>9} {'-':>9} {'-':>7}")
             print(f"{r.objective + ':' + r.method:24} {f'{r.batch}×{r.seq}':>9} {'yes' if r.packed else 'no':>6} "
                   f"{r.measured / mib:9.1f} {r.traced_boundary / mib:9.1f} {r.error:+7.1%} {data} "
                   f"{r.traced_peak / mib:9.1f} {r.seconds:5.1f}", flush=True)
 
     rows = check(db, only, progress=show)
     if rows and not args.json:
+        fed = [abs(r.fed_error if r.fed_error is not None else r.error) for r in rows
+               if r.packed or r.fed_error is not None]
         for label, errs in (("at max_length", [abs(r.error) for r in rows]),
-                            ("at data length", [abs(r.data_error) for r in rows if r.data_error is not None])):
+                            ("as fed (packed runs at max_length)", fed)):
             errs = sorted(errs)
             if errs:
                 print(f"{len(errs)} runs {label}: median |error| {errs[len(errs) // 2]:.1%}, "

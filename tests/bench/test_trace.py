@@ -31,23 +31,27 @@ def live_cpu_bytes() -> int:
     return sum(seen.values())
 
 
-def _two_steps_peak(model, b: int, t: int) -> int:
-    """Peak live tensor bytes over two real AdamW training steps of ``model`` on random ids."""
+def _two_steps_peak(model, b: int, t: int, padded: bool = False) -> tuple[int, list]:
+    """Peak live tensor bytes over two real AdamW training steps of ``model`` on random ids (``padded``:
+    the first row's last 8 positions are padding), and the meter's record of what each boundary fed."""
     from bench.metrics import Meter
 
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], fused=True)
-    ids = torch.randint(0, 1000, (b, t))
+    ids, mask = torch.randint(0, 1000, (b, t)), torch.ones(b, t, dtype=torch.long)
+    if padded:
+        mask[0, -8:] = 0
     with Meter() as meter:
+        meter.watch(model)
         for _ in range(2):
-            loss = model(input_ids=ids, labels=ids, use_cache=False).loss
+            loss = model(input_ids=ids, attention_mask=mask, labels=ids, use_cache=False).loss
             loss.backward()
             del loss
             opt.step()
             opt.zero_grad()
-    return meter.result()["peak_tensor_bytes"]
+    return meter.result()["peak_tensor_bytes"], meter.boundary_batches
 
 
-def measured(method: str, b: int, t: int) -> int:
+def measured(method: str, b: int, t: int, padded: bool = False) -> int:
     """The meter's peak minus what earlier tests in this process left alive (the meter walks the heap)."""
     from transformers import AutoModelForCausalLM
 
@@ -59,7 +63,9 @@ def measured(method: str, b: int, t: int) -> int:
     kw = par.load_kwargs(par.make_config({})) if par.load_kwargs else {}
     model = AutoModelForCausalLM.from_pretrained(model_path("tiny-llama"), dtype=torch.float32, **kw)
     model = par.apply(model, par.make_config({}))
-    return _two_steps_peak(model, b, t) - before
+    peak, fed = _two_steps_peak(model, b, t, padded)
+    assert fed == [[b, t, padded]] * 2  # the meter saw the batch's shape and whether attention got a mask
+    return peak - before
 
 
 @pytest.mark.parametrize("objective,method", CASES)
@@ -72,6 +78,20 @@ def test_trace_matches_measured_step(tiny_llama, objective, method):
     assert abs(traced / real - 1) < 0.02, (traced, real)
     assert tr.peak_bytes >= traced
     assert sum(tr.breakdown.values()) == tr.peak_bytes
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_padded_batch_trace_matches_measured_step(tiny_llama, method):
+    """A batch with padding keeps a (batch, 1, seq, seq) mask per layer and SDPA repeats tiny-llama's 2 k/v heads
+    to its 4 query heads: the trace with ``padded`` matches that real step, and costs more than the unpadded one."""
+    req = TraceRequest(config=model_config("tiny-llama"), method=method, objective="sft", seq_len=64, micro_batch=4,
+                       precision="fp32", lm_head="full", padded=True)
+    traced = max(trace_peak(req).boundary_bytes.values())
+    real = measured(method, 4, 64, padded=True)
+    assert abs(traced / real - 1) < 0.02, (traced, real)
+    from dataclasses import replace
+
+    assert traced > max(trace_peak(replace(req, padded=False)).boundary_bytes.values())
 
 
 def test_boft_block_diag_matches_peft():
@@ -214,7 +234,7 @@ def test_moe_fp32_trace_matches_measured_step():
     before = live_cpu_bytes()
     hf = AutoConfig.for_model(**cfg)
     model = AutoModelForCausalLM.from_config(hf, dtype=torch.float32)
-    real = _two_steps_peak(model, 4, 64) - before
+    real = _two_steps_peak(model, 4, 64)[0] - before
     traced = max(tr.boundary_bytes.values())
     assert abs(traced / real - 1) < 0.02, (traced, real)
 
