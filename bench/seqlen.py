@@ -2,7 +2,7 @@
 builds them, and the length a batch of them is padded to.
 
 Runs pad each batch to its longest sequence, usually well below max_length, so memory checks
-against measured runs (bench/trace_check.py, advisor/cpu_memory.py) trace or estimate at the
+against measured runs (bench/trace_check.py, the CPU peak-RSS model) trace or estimate at the
 expected padded length of the run's own batches, not at the max_length a user states.
 """
 from __future__ import annotations
