@@ -119,10 +119,12 @@ def test_schema_origin_rules_and_old_records():
         new_record(status="ok", origin="rumoured")
     with pytest.raises(ValueError, match="published records only"):
         new_record(status="ok", source=json.dumps({"repo": "a/b"}))
-    # the committed reference DB was written with schema 1 (no origin/source): it still reads, origin null
+    # most of the committed reference DB was written with schema 1 (no origin/source): those records still
+    # read, origin null, beside the schema-2 ones re-measured later (origin measured)
     ref = read_runs(ROOT / "reports" / "reference" / "cpu-amd-epyc-2c-smollm2-135m" / "db", index=False)
-    assert ref.height > 0 and ref["origin"].null_count() == ref.height
-    assert ref.filter(pl.col("schema_version") == 1).height == ref.height
+    old, new = ref.filter(pl.col("schema_version") == 1), ref.filter(pl.col("schema_version") == 2)
+    assert old.height > 0 and old["origin"].null_count() == old.height
+    assert old.height + new.height == ref.height and (new["origin"] == MEASURED).all()
 
 
 def test_committed_published_db_matches_the_files(records):
